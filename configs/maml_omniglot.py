@@ -1,0 +1,76 @@
+r"""MAML on Omniglot N-way K-shot classification (Finn et al. 2017, Table 1).
+
+Commands:
+  # 5-way 1-shot, the CPU variant (first-order, im2col convolutions, about an hour on 2 cores):
+  python -m metanas.main --config configs/maml_omniglot.py:cpu --workdir /tmp/omni_5w1s
+  # The paper's setting (second order, meta-batch 32, 60k steps; for accelerators):
+  python -m metanas.main --config configs/maml_omniglot.py:paper --workdir /tmp/omni_paper
+  # Other settings: --config.data.k_shot=5, or --config.data.n_way=20 (paper: inner lr 0.1,
+  # 5 inner steps for 20-way; meta-batch 16).
+Variants: `:smoke`, `:cpu`, `:paper`, `:paper_5shot`, `:paper_20way`.
+Data: $METANAS_DATA_DIR/omniglot28.npz, or `--config.data.source=tfds`.
+
+Paper (600 test tasks): 5-way 1-shot 98.7%, 5-way 5-shot 99.9%, 20-way 1-shot 95.8%.
+The `:cpu` variant reaches >= 95% on 5-way 1-shot; measured numbers in experiments/README.md.
+"""
+
+from ml_collections import config_dict
+
+from metanas import config_lib
+from metanas import train
+
+
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
+  variant = config_lib.parse_variant(
+      arg, ("smoke", "cpu", "paper", "paper_5shot", "paper_20way"))
+  c = config_dict.ConfigDict()
+  c.method = "maml"
+  c.task = "omniglot"
+  c.data_dir = config_dict.placeholder(str)
+  c.data = dict(source="npz", protocol="background", n_way=5, k_shot=1, n_query=15,
+                num_val_chars=0, train_rotations=True, test_rotations=False)
+  c.model = dict(name="conv4", hidden=(), filters=64, downsample="stride", conv_impl="im2col")
+  c.maml = dict(num_inner_steps=1, inner_lr=0.4, first_order=False, learn_inner_lr=False,
+                meta_batch_size=32)
+  c.optim = dict(learning_rate=1e-3, grad_clip=0.0)
+  c.train = train.default_train_config()
+  c.train.num_steps = 60_000
+  c.train.log_every = 100
+  c.train.eval_every = 5000
+  c.train.checkpoint_every = 1000
+  c.eval = dict(num_tasks=600, inner_steps=(1, 3), num_query=0, chunk=40, periodic_num_tasks=100)
+  c.distributed = dict(enabled=False, coordinator_address="auto", num_processes=1, process_id=0)
+  if variant == "paper":
+    c.model.conv_impl = "lax"
+  elif variant == "paper_5shot":
+    c.model.conv_impl = "lax"
+    c.data.k_shot = 5
+  elif variant == "paper_20way":
+    c.model.conv_impl = "lax"
+    c.data.n_way = 20
+    c.maml.num_inner_steps = 5
+    c.maml.inner_lr = 0.1
+    c.maml.meta_batch_size = 16
+    c.data.n_query = 5
+    c.eval.inner_steps = (5, 10)
+  elif variant == "cpu":
+    c.maml.first_order = True
+    c.maml.meta_batch_size = 16
+    c.data.n_query = 5
+    c.train.num_steps = 3000
+    c.train.eval_every = 1000
+    c.eval.inner_steps = (1, 3)
+  elif variant == "smoke":
+    c.data.n_query = 2
+    c.data.num_val_chars = 20
+    c.model.filters = 8
+    c.maml.meta_batch_size = 8
+    c.train.num_steps = 4
+    c.train.log_every = 2
+    c.train.eval_every = 2
+    c.train.checkpoint_every = 2
+    c.eval.num_tasks = 8
+    c.eval.periodic_num_tasks = 8
+    c.eval.chunk = 8
+    c.eval.inner_steps = (1,)
+  return c

@@ -1,0 +1,1 @@
+"""Dataset readers, episodic task samplers and synthetic task families."""

@@ -1,0 +1,49 @@
+r"""Launches one experiment.
+
+  python -m metanas.main --config configs/maml_sinusoid.py:cpu --workdir /tmp/sinusoid \
+      [--config.train.num_steps=1000]
+
+The config file's `get_config(arg)` builds a locked ConfigDict; `config.method` picks the method's
+`run(config, workdir)` in `metanas.registry`. Everything else lives in importable functions.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from metanas import config_lib
+from metanas import parallel
+from metanas import registry
+from metanas.data import npz
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:variant].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for metrics, checkpoints and results.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def run(config, workdir: str) -> dict:
+  """Validates `config` and runs its method; the entry point shared by CLI, tests and notebooks."""
+  config_lib.validate(config)
+  return registry.get_run_fn(config.method)(config, workdir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  parallel.maybe_initialize_distributed(config)
+  try:
+    run(config, _WORKDIR.value)
+  except (config_lib.ConfigError, npz.DataError, KeyError) as e:
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

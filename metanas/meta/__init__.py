@@ -1,0 +1,1 @@
+"""Meta-learning: the MAML core and the experiments built on it."""
