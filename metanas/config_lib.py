@@ -55,3 +55,17 @@ def validate(config: config_dict.ConfigDict) -> None:
 def to_dict(config: config_dict.ConfigDict) -> dict[str, Any]:
   """A plain JSON-friendly dict of the config (for writing next to the results)."""
   return config.to_dict()
+
+
+def load_config(spec: str) -> config_dict.ConfigDict:
+  """Loads `path/to/config.py[:variant]` like `--config` does, locked (for tests and notebooks)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_metanas_config", path)
+  if module_spec is None:
+    raise ConfigError(f"Cannot load config file {path!r}.")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(arg or None)
+  config.lock()
+  return config

@@ -32,6 +32,29 @@ def run(config, workdir: str) -> dict:
   return registry.get_run_fn(config.method)(config, workdir)
 
 
+def _clean(e: BaseException) -> str:
+  text = str(e.args[0]) if e.args else str(e)
+  while text.startswith(("'", '"')) and text.endswith(("'", '"')) and len(text) > 1:
+    text = text[1:-1]
+  return text.replace("\\n", " ").replace("\\'", "'").replace('\\"', '"')
+
+
+def parse_flags(argv):
+  """absl flag parsing with config errors reported as one clear line naming the key."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    text = str(e)
+    if "Traceback" in text:  # An exception inside get_config(): keep its last line.
+      head = text.split(":", 1)[0]
+      text = f"{head}: " + [l for l in text.splitlines() if l.strip()][-1]
+    print(f"error: {text}", file=sys.stderr)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    print(f"error: bad --config override: {_clean(e)}. Overrides must name an existing key of "
+          "the config file with a value of its type.", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -46,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -7,6 +7,7 @@ the same command resumes from its last checkpoint and ends with exactly the metr
 uninterrupted run.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -22,6 +23,17 @@ from ml_collections import config_dict
 
 from metanas import metric_writer
 from metanas import parallel
+
+
+@contextlib.contextmanager
+def _quiet():
+  """Orbax logs every save at INFO through absl; keep the progress lines readable."""
+  level = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(level)
 
 State = Any
 Batch = Any
@@ -95,19 +107,21 @@ def train(train_config: config_dict.ConfigDict, workdir: str, task: Task,
   os.makedirs(workdir, exist_ok=True)
   mesh = mesh or parallel.make_mesh(train_config.num_devices or None)
   num_steps = int(train_config.num_steps)
-  base_rng = jax.random.PRNGKey(train_config.seed)
+  init_rng, base_rng = jax.random.split(jax.random.PRNGKey(train_config.seed))
 
-  state = parallel.replicate(task.init(jax.random.fold_in(base_rng, -1 & 0x7FFFFFFF)), mesh)
+  state = parallel.replicate(task.init(init_rng), mesh)
   ckpt_dir = os.path.abspath(os.path.join(workdir, "checkpoints"))
-  manager = ocp.CheckpointManager(
-      ckpt_dir, options=ocp.CheckpointManagerOptions(
-          max_to_keep=train_config.max_checkpoints, create=True,
-          enable_async_checkpointing=False))
+  with _quiet():
+    manager = ocp.CheckpointManager(
+        ckpt_dir, options=ocp.CheckpointManagerOptions(
+            max_to_keep=train_config.max_checkpoints, create=True,
+            enable_async_checkpointing=False))
+    latest = manager.latest_step()
   start = 0
-  latest = manager.latest_step()
   if latest is not None:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+    with _quiet():
+      state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
     start = int(latest)
     logging.info("Resumed from checkpoint at step %d in %s", start, ckpt_dir)
   writer = metric_writer.MetricWriter(workdir, tensorboard=train_config.tensorboard)
@@ -122,8 +136,9 @@ def train(train_config: config_dict.ConfigDict, workdir: str, task: Task,
   def save(step_count):
     if not _all_finite(state):
       raise NonFiniteLossError(f"Parameters are not finite at step {step_count}; not saving.")
-    manager.save(step_count, args=ocp.args.StandardSave(state), force=True)
-    manager.wait_until_finished()
+    with _quiet():
+      manager.save(step_count, args=ocp.args.StandardSave(state), force=True)
+      manager.wait_until_finished()
 
   def run_eval(step_count):
     if task.evaluate is None:
@@ -163,7 +178,8 @@ def train(train_config: config_dict.ConfigDict, workdir: str, task: Task,
     eval_metrics = run_eval(num_steps)
   finally:
     writer.close()
-    manager.close()
+    with _quiet():
+      manager.close()
   final = {f"train/{k}": v for k, v in train_metrics.items() if k != "steps_per_sec"}
   final.update({f"eval/{k}": v for k, v in eval_metrics.items()})
   return final, state
