@@ -57,8 +57,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.maml.first_order = True
     c.maml.meta_batch_size = 16
     c.data.n_query = 5
-    c.train.num_steps = 3000
-    c.train.eval_every = 1000
+    c.train.num_steps = 6000
+    c.train.eval_every = 2000
     c.eval.inner_steps = (1, 3)
   elif variant == "smoke":
     c.data.n_query = 2
