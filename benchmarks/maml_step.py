@@ -11,7 +11,7 @@ checked against the `lax` formulation on the same weights and tasks (the PyTorch
 copying the weights).
 
 Implementations:
-  lax, im2col, patches     convolution lowering (metanas.models.conv), tasks vmapped
+  lax, im2col, taps, patches  convolution lowering (metanas.models.conv), tasks vmapped
   im2col_map               im2col with tasks mapped sequentially (lax.map) instead of vmapped
   torch                    PyTorch, Python loop over tasks, create_graph=True (benchmark only)
 """
@@ -31,7 +31,7 @@ CASES = {
     "conv4_mb32": dict(kind="conv4", meta_batch=32),
     "sinusoid_mb25": dict(kind="mlp", meta_batch=25),
 }
-IMPLS = ("lax", "im2col", "patches", "im2col_map", "torch")
+IMPLS = ("lax", "im2col", "taps", "patches", "im2col_map", "torch")
 
 
 def make_tasks(case, seed=0):

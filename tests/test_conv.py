@@ -14,7 +14,7 @@ def test_conv_impls_agree_with_lax(stride, padding):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 3))
   k = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 3, 4))
   ref = conv.conv2d(x, k, stride, padding, "lax")
-  for impl in ("im2col", "patches"):
+  for impl in ("im2col", "taps", "patches"):
     np.testing.assert_allclose(conv.conv2d(x, k, stride, padding, impl), ref, rtol=1e-5,
                                atol=1e-5)
 

@@ -83,9 +83,9 @@ class Problem:
 
 
 def _summarise(values: np.ndarray) -> dict:
-  """Mean and 95% normal interval half-width over tasks."""
+  """Mean, median and 95% normal interval half-width (of the mean) over tasks."""
   values = np.asarray(values, np.float64)
-  return {"mean": float(values.mean()),
+  return {"mean": float(values.mean()), "median": float(np.median(values)),
           "ci95": float(1.96 * values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.}
 
 
@@ -123,6 +123,7 @@ def make_evaluator(problem: Problem, config, mesh):
         stats = _summarise(np.concatenate([o[k] for o in outs]))
         results[f"{split}/step{n}_{k}"] = stats["mean"]
         results[f"{split}/step{n}_{k}_ci95"] = stats["ci95"]
+        results[f"{split}/step{n}_{k}_median"] = stats["median"]
     return results
 
   return evaluate

@@ -6,6 +6,7 @@ can be lowered three ways, all with identical parameters `kernel [kh, kw, c_in, 
 - "lax":     `lax.conv_general_dilated` (best on GPU/TPU).
 - "im2col":  shifted strided slices concatenated into patches, then one matmul. Its gradients are
              slices, pads and matmuls, which XLA:CPU runs fast, also at second order.
+- "taps":    one matmul per kernel tap on a shifted strided slice, summed (no patch tensor).
 - "patches": `lax.conv_general_dilated_patches` + matmul.
 """
 
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-CONV_IMPLS = ("lax", "im2col", "patches")
+CONV_IMPLS = ("lax", "im2col", "taps", "patches")
 
 
 def _same_padding(size: int, k: int, stride: int) -> tuple[int, int]:
@@ -49,7 +50,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "SAM
     # Patch features are ordered (c_in, kh, kw).
     w = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(c_in * kh * kw, c_out)
     return patches @ w
-  if impl != "im2col":
+  if impl not in ("im2col", "taps"):
     raise ValueError(f"Unknown conv impl {impl!r}; choose one of {CONV_IMPLS}.")
   _, h, w_, _ = x.shape
   if padding == "SAME":
@@ -62,6 +63,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "SAM
   cols = [lax.slice(x, (0, i, j, 0), (x.shape[0], i + (oh - 1) * stride + 1,
                                       j + (ow - 1) * stride + 1, c_in), (1, stride, stride, 1))
           for i in range(kh) for j in range(kw)]
+  if impl == "taps":
+    return sum(col @ kernel[i // kw, i % kw] for i, col in enumerate(cols))
   patches = jnp.concatenate(cols, axis=-1)  # Features ordered (kh, kw, c_in).
   return patches @ kernel.reshape(kh * kw * c_in, c_out)
 
