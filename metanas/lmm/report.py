@@ -1,0 +1,74 @@
+r"""Markdown tables from the warped-LMM results.json files (for experiments/warped_lmm.md).
+
+  python -m metanas.lmm.report --sim /tmp/warped_lmm_sim --mice /tmp/warped_lmm_mice \
+      --wheat /tmp/warped_lmm_wheat
+"""
+
+import argparse
+import json
+import os
+
+
+def _load(workdir):
+  with open(os.path.join(workdir, "results.json")) as f:
+    return json.load(f)
+
+
+def sim_table(res: dict) -> str:
+  fprs = res["fprs"]
+  head = ("| transform | method | " + " | ".join(f"power @ FPR {f:g}" for f in fprs) +
+          " | lambda_GC (mean +- sd over reps) | h2 (mean +- sd) | h2 - oracle (mean +- se) |")
+  lines = [head, "|" + "---|" * (5 + len(fprs))]
+  for key, row in res["table"].items():
+    t, m = key.split("/")
+    powers = " | ".join(f"{row[f'power@{f:g}']:.3f} +- {row[f'power_se@{f:g}']:.3f}" for f in fprs)
+    lines.append(f"| {t} | {m} | {powers} | "
+                 f"{row['lambda_gc_mean']:.3f} +- {row['lambda_gc_sd']:.3f}"
+                 f" | {row['h2_mean']:.3f} +- {row['h2_sd']:.3f} | "
+                 f"{row['h2_minus_oracle_mean']:+.3f} +- {row['h2_minus_oracle_se']:.3f} |")
+  return "\n".join(lines)
+
+
+def mice_table(res: dict) -> str:
+  lines = ["| trait | N (dropped NaN) | h2 LMM | h2 warped | sig. SNPs LMM / warped | "
+           "loci LMM / warped | lambda_GC LMM / warped |", "|---|---|---|---|---|---|---|"]
+  for trait, row in res["traits"].items():
+    a, b = row["lmm"], row["warped_lmm"]
+    lines.append(f"| {trait} | {row['num_individuals']} ({row['num_dropped_missing']}) | "
+                 f"{a['h2']:.3f} | {b['h2']:.3f} | {a['num_significant_snps']} / "
+                 f"{b['num_significant_snps']} | {a['num_loci']} / {b['num_loci']} | "
+                 f"{a['lambda_gc']:.3f} / {b['lambda_gc']:.3f} |")
+  return "\n".join(lines)
+
+
+def wheat_table(res: dict) -> str:
+  lines = ["| trait | method | Pearson r (mean +- se over folds) | MSE | mean log pred. density |",
+           "|---|---|---|---|---|"]
+  for trait, row in res["traits"].items():
+    for m in ("lmm", "warped_median", "warped_mean"):
+      r = row[m]
+      lines.append(f"| {trait} | {m} | {r['r_mean']:.3f} +- {r['r_se']:.3f} | "
+                   f"{r['mse_mean']:.3f} +- {r['mse_se']:.3f} | "
+                   f"{r['log_density_mean']:.3f} +- {r['log_density_se']:.3f} |")
+  return "\n".join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--sim")
+  parser.add_argument("--mice")
+  parser.add_argument("--wheat")
+  args = parser.parse_args()
+  if args.sim:
+    print(sim_table(_load(args.sim)), "\n")
+  if args.mice:
+    res = _load(args.mice)
+    print(mice_table(res), "\n")
+    if "speed" in res:
+      print(json.dumps(res["speed"], indent=1), "\n")
+  if args.wheat:
+    print(wheat_table(_load(args.wheat)))
+
+
+if __name__ == "__main__":
+  main()

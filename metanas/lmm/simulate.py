@@ -1,0 +1,57 @@
+"""Simulated GWAS phenotypes on real genotypes (Fusi et al. 2014, Sec. 3.1).
+
+z = sum_c beta_c g_c + u + e, with g_c standardised causal SNPs, u ~ N(0, sigma_u^2 K) a polygenic
+effect drawn with the real kinship, e ~ N(0, sigma_e^2 I); z is standardised and then distorted by a
+monotone non-linear transform y = t(z) (`transforms.SIM_TRANSFORMS`).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from metanas.lmm import lmm
+
+
+class SimPhenotype(NamedTuple):
+  """One simulated replicate.
+
+  Attributes:
+    z: [N] latent Gaussian phenotype, standardised.
+    causal: [num_causal] indices of the causal SNPs.
+    h2_total: variance fraction of causal SNPs + polygenic effect (the truth for h2).
+    h2_causal: variance fraction of the causal SNPs.
+  """
+  z: np.ndarray
+  causal: np.ndarray
+  h2_total: float
+  h2_causal: float
+
+
+def simulate(rng: np.random.Generator, z_snps: np.ndarray, eig: lmm.Eigen, candidates: np.ndarray,
+             num_causal: int, h2_causal: float, h2_poly: float) -> SimPhenotype:
+  """Draws one phenotype replicate.
+
+  Args:
+    rng: NumPy generator.
+    z_snps: [N, M] standardised genotypes.
+    eig: eigendecomposition of the kinship built from `z_snps`.
+    candidates: [C] SNP indices allowed as causal (e.g. common, polymorphic).
+    num_causal: number of causal SNPs.
+    h2_causal: total variance explained by the causal SNPs.
+    h2_poly: variance explained by the polygenic effect.
+
+  Returns:
+    `SimPhenotype`.
+  """
+  if h2_causal + h2_poly >= 1 or min(h2_causal, h2_poly) < 0:
+    raise ValueError(f"Need 0 <= h2_causal, h2_poly and h2_causal + h2_poly < 1; got {h2_causal}, "
+                     f"{h2_poly}.")
+  n = z_snps.shape[0]
+  causal = np.sort(rng.choice(candidates, size=num_causal, replace=False))
+  fixed = z_snps[:, causal] @ rng.normal(size=num_causal)
+  poly = eig.U @ (np.sqrt(eig.s) * rng.normal(size=n))
+  noise = rng.normal(size=n)
+  scale = lambda v, var: v / (np.std(v) + 1e-12) * np.sqrt(var)
+  z = scale(fixed, h2_causal) + scale(poly, h2_poly) + scale(noise, 1.0 - h2_causal - h2_poly)
+  z = (z - z.mean()) / z.std()
+  return SimPhenotype(z=z, causal=causal, h2_total=h2_causal + h2_poly, h2_causal=h2_causal)
