@@ -1,0 +1,285 @@
+"""Tests for influence-guided subsampling (metanas/selection/influence*.py) against ground truth."""
+
+import importlib.util
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+from scipy import optimize
+
+from metanas import main
+from metanas.selection import influence as inf
+from metanas.selection import influence_experiment as ie
+from metanas.selection import influence_models as im
+
+LIN = im.Structure("linear", "linear")
+# Jitted once: an eager im.fit would retrace (and recompile) its loop on every call.
+_fit = jax.jit(im.fit, static_argnums=(0, 6))
+MLP = im.Structure("linear", "mlp", 3)
+
+
+def _logistic_data(n=100, d=3, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, d)).astype(np.float32)
+  y = (rng.uniform(size=n) < 1 / (1 + np.exp(-x @ np.linspace(1, -1, d)))).astype(np.int32)
+  return x, y
+
+
+def _fit_plain(structure, x, y, l2, params0=None, fcfg=im.FitConfig()):
+  params0 = params0 or im.init_params(structure, x.shape[1], 2, jax.random.key(1))
+  return _fit(structure, params0, x, y, jnp.full(len(y), 1.0 / len(y)), l2, fcfg)
+
+
+def _numpy_logistic_fit(x, y, w, l2):
+  """Ground truth: scipy L-BFGS on the same weighted objective written in NumPy (float64)."""
+  xb = np.concatenate([x, np.ones((len(y), 1))], 1).astype(np.float64)
+
+  def f(t):
+    z = xb @ t
+    return np.sum(w * (np.logaddexp(0, z) - y * z)) + 0.5 * l2 * t @ t
+
+  def g(t):
+    z = xb @ t
+    return xb.T @ (w * (1 / (1 + np.exp(-z)) - y)) + l2 * t
+
+  return optimize.minimize(f, np.zeros(xb.shape[1]), jac=g, method="L-BFGS-B",
+                           options=dict(gtol=1e-10, ftol=1e-14, maxiter=1000)).x
+
+
+def test_per_example_grads_match_python_loop():
+  x, y = _logistic_data(n=7)
+  for s in (LIN, MLP):
+    params = im.init_params(s, 3, 2, jax.random.key(0))
+    if s.kind == "linear":
+      params = jax.tree.map(lambda a: a + 0.3, params)
+    loss = lambda p, xi, yi, s=s: im.example_loss(s, p, xi, yi)
+    got = jax.jit(inf.per_example_grads, static_argnums=0)(loss, params, x, y)
+    grad = jax.jit(lambda p, a, b, loss=loss: ravel_pytree(jax.grad(loss)(p, a, b))[0])
+    want = np.stack([grad(params, x[i], y[i]) for i in range(7)])
+    chex.assert_shape(got, want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_matches_scipy_and_ipw_uniform_equals_plain_fit():
+  x, y = _logistic_data()
+  l2 = 1e-2
+  theta = ravel_pytree(_fit_plain(LIN, x, y, l2))[0]
+  # Ravel order is b then w; scipy's vector is w then b.
+  want = _numpy_logistic_fit(x, y, np.full(len(y), 1 / len(y)), l2)
+  np.testing.assert_allclose(np.r_[theta[1:], theta[:1]], want, atol=1e-4)
+  # Uniform probabilities give every IPW weight 1/m: the weighted refit on m = n rows drawn
+  # (here: all rows once) is the plain fit.
+  n = len(y)
+  w = inf.ipw_weights(jnp.full(n, 1.0 / n), jnp.arange(n))
+  np.testing.assert_allclose(w, np.full(n, 1 / n), rtol=1e-5)
+  p0 = im.init_params(LIN, 3, 2, jax.random.key(0))
+  np.testing.assert_allclose(ravel_pytree(_fit(LIN, p0, x, y, w, l2))[0], theta, atol=1e-4)
+
+
+@jax.jit
+def _curvature_checks(params, x, y, v):
+  """Dense curvature and matrix-free products for LIN (Hessian) / MLP (Hessian and GGN)."""
+  out = {}
+  w = jnp.full(x.shape[0], 1.0 / x.shape[0])
+  for name, s, curv in (("lin", LIN, "hessian"), ("mlp_h", MLP, "hessian"),
+                        ("mlp_gn", MLP, "gauss_newton")):
+    cfg = inf.SubsampleConfig(curvature=curv, damping=0.0)
+    p = params[name[:3]]
+    h = inf.curvature_matrix(inf.Problem(s), cfg, p, x, y, w, 0.1)
+    mv = inf.curvature_matvec(inf.Problem(s), cfg, p, x, y, w, 0.1)
+    out[name] = dict(h=h, hv=mv(v[name[:3]]), cg=inf.conjugate_gradient(mv, v[name[:3]], 200, 1e-7),
+                     chol=inf.cholesky_solve(h, v[name[:3]]))
+  cfg_gn = inf.SubsampleConfig(curvature="gauss_newton", damping=0.0)
+  out["lin_gn"] = inf.curvature_matrix(inf.Problem(LIN), cfg_gn, params["lin"], x, y, w, 0.1)
+  return out
+
+
+def test_cg_and_matvecs_equal_dense():
+  x, y = _logistic_data(n=40)
+  params = {"lin": _fit_plain(LIN, x, y, 0.1),
+            "mlp": _fit_plain(MLP, x, y, 0.1, fcfg=im.FitConfig(mlp_steps=200))}
+  rng = np.random.default_rng(0)
+  v = {k: jnp.asarray(rng.normal(size=ravel_pytree(p)[0].shape[0]), jnp.float32)
+       for k, p in params.items()}
+  out = _curvature_checks(params, x, y, v)
+  for name, r in ((k, out[k]) for k in ("lin", "mlp_h", "mlp_gn")):
+    h, vv = np.asarray(r["h"], np.float64), np.asarray(v[name[:3]], np.float64)
+    np.testing.assert_allclose(h, h.T, atol=1e-6)
+    np.testing.assert_allclose(r["hv"], h @ vv, rtol=1e-4, atol=1e-5)
+    if name != "mlp_h":  # The MLP Hessian may be indefinite; CG/Cholesky need SPD.
+      assert np.linalg.eigvalsh(h).min() > 0
+      np.testing.assert_allclose(r["cg"], np.linalg.solve(h, vv), rtol=1e-3, atol=1e-4)
+      np.testing.assert_allclose(r["chol"], np.linalg.solve(h, vv), rtol=1e-3, atol=1e-4)
+  # For a GLM the Gauss-Newton matrix is the Hessian.
+  np.testing.assert_allclose(out["lin_gn"], out["lin"]["h"], rtol=1e-4, atol=1e-6)
+
+
+def test_influence_matches_leave_one_out_refits():
+  """-I(z_i)/n (removing z_i = upweighting by -1/n) against actually refitting without z_i."""
+  x, y = _logistic_data()
+  n, l2 = len(y), 1e-2
+  params = _fit_plain(LIN, x, y, l2)
+  theta = ravel_pytree(params)[0]
+  cfg = inf.SubsampleConfig(damping=0.0)
+  w = jnp.full(n, 1 / n)
+  h = jax.jit(inf.curvature_matrix, static_argnums=(0, 1))(inf.Problem(LIN), cfg, params, x, y,
+                                                            w, l2)
+  grads = jax.jit(inf.per_example_grads, static_argnums=0)(
+      lambda p, a, b: im.example_loss(LIN, p, a, b), params, x, y)
+  pred = -np.asarray(inf.influence_on_params(h, grads)) / n
+  loo_w = (1.0 - np.eye(n, dtype=np.float32)) / n
+  actual = np.stack([ravel_pytree(_fit(LIN, params, x, y, jnp.asarray(wi), l2))[0] - theta
+                     for wi in loo_w])
+  rel = np.linalg.norm(pred - actual, axis=1) / np.linalg.norm(actual, axis=1)
+  assert np.median(rel) < 0.1, rel  # First order: the error is O(1/n) relative.
+  assert np.corrcoef(pred.ravel(), actual.ravel())[0, 1] > 0.99
+  # The sampling score is the H-norm of the influence (paper Eq. 4), checked densely.
+  scores = inf.hessian_norm_scores(h, grads)
+  hd, gd = np.asarray(h, np.float64), np.asarray(grads, np.float64)
+  want = np.sqrt(np.einsum("np,np->n", gd, np.linalg.solve(hd, gd.T).T))
+  np.testing.assert_allclose(scores, want, rtol=1e-3)
+  mv = inf.curvature_matvec(inf.Problem(LIN), cfg, params, x, y, w, l2)
+  cg_scores = jax.jit(lambda g: inf.hessian_norm_scores_cg(mv, g, 50, 1e-8))(grads)
+  np.testing.assert_allclose(cg_scores, want, rtol=1e-3)
+
+
+def test_greedy_gain_predicts_validation_loss_change():
+  x, y = _logistic_data(n=121)
+  xv, yv = _logistic_data(n=50, seed=1)
+  n, l2, eps = 100, 1e-2, 0.05
+  w = jnp.full(n, 1 / n)
+  params = _fit_plain(LIN, x[:n], y[:n], l2)
+  cfg = inf.SubsampleConfig(damping=0.0, cg_tol=1e-8)
+  gain = jax.jit(inf.greedy_gain, static_argnums=(0, 1))(inf.Problem(LIN), cfg, params, x[:n],
+                                                          y[:n], w, l2, x, y, xv, yv)
+  base = im.mean_loss(LIN, params, xv, yv)
+  # Refits with one extra weighted row share one compiled fit of n + 1 rows.
+  xs = np.stack([np.concatenate([x[:n], x[i:i + 1]]) for i in range(n, 121)])
+  ys = np.stack([np.concatenate([y[:n], y[i:i + 1]]) for i in range(n, 121)])
+  wi = jnp.concatenate([w, jnp.array([eps])])
+  refit = jax.jit(jax.vmap(lambda a, b: im.fit(LIN, params, a, b, wi, l2)))
+  drops = (base - jax.vmap(lambda p: im.mean_loss(LIN, p, xv, yv))(refit(xs, ys))) / eps
+  assert np.corrcoef(gain[n:], np.asarray(drops))[0, 1] > 0.98
+
+
+def test_sampling_probabilities_and_ipw_unbiased():
+  rng = np.random.default_rng(0)
+  scores = jnp.asarray(rng.pareto(1.5, size=500), jnp.float32)
+  p = inf.mix_with_uniform(scores, 0.3)
+  np.testing.assert_allclose(float(jnp.sum(p)), 1.0, rtol=1e-5)
+  assert float(jnp.min(p)) >= 0.3 / 500 * (1 - 1e-6)
+  np.testing.assert_allclose(inf.mix_with_uniform(jnp.zeros(10), 0.1), np.full(10, 0.1), rtol=1e-6)
+  with pytest.raises(ValueError, match="mix"):
+    inf.mix_with_uniform(scores, 1.5)
+  # Horvitz-Thompson: the weighted sample mean of a loss is unbiased for the full mean.
+  loss = np.asarray(scores) ** 0.7 + rng.normal(size=500) ** 2
+  p64 = np.asarray(p, np.float64)
+  idx = np.stack([rng.choice(500, 50, p=p64 / p64.sum()) for _ in range(3000)])
+  w = np.asarray(jax.vmap(lambda i: inf.ipw_weights(p, i))(jnp.asarray(idx)))
+  est = np.sum(w * loss[idx], axis=1)
+  assert abs(est.mean() - loss.mean()) < 3 * est.std() / np.sqrt(len(est))
+
+
+def test_ipw_refit_is_roughly_unbiased():
+  """Averaged over draws, the IPW refit lands near the full fit (bias << spread of one refit)."""
+  x, y = _logistic_data(n=400, seed=3)
+  x[:20] *= 4.0  # Some high-leverage rows so the probabilities are far from uniform.
+  l2 = 1e-2
+  full = ravel_pytree(_fit_plain(LIN, x, y, l2))[0]
+  p = inf.mix_with_uniform(jnp.asarray(inf.leverage_scores(x), jnp.float32), 0.2)
+  rng = np.random.default_rng(0)
+  probs = np.broadcast_to(np.asarray(p), (64, 400))
+  idx, w = inf._draw(rng, probs, 150)  # pylint: disable=protected-access
+  p0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (64,) + a.shape),
+                    im.init_params(LIN, 3, 2, jax.random.key(0)))
+  params = jax.jit(inf.fit_batch, static_argnums=(0, 1))(LIN, im.FitConfig(), p0, x, y, idx, w,
+                                                         jnp.full(64, l2))
+  thetas = np.asarray(jax.vmap(lambda q: ravel_pytree(q)[0])(params))
+  bias = np.linalg.norm(thetas.mean(0) - full)
+  spread = np.sqrt(np.sum(thetas.var(0)))
+  assert bias < 0.5 * spread, (bias, spread)
+
+
+def test_leverage_scores_match_hat_matrix():
+  x, _ = _logistic_data(n=30, d=4)
+  xb = np.c_[x, np.ones(30)].astype(np.float64)
+  want = np.diag(xb @ np.linalg.solve(xb.T @ xb, xb.T))
+  np.testing.assert_allclose(inf.leverage_scores(x, ridge=0.0), want, rtol=1e-6)
+  np.testing.assert_allclose(inf.leverage_scores(x, ridge=0.0).sum(), 5.0, rtol=1e-6)
+
+
+def test_greedy_pick_and_subsample_fit_methods():
+  rng = np.random.default_rng(0)
+  gain = np.arange(10.0)
+  chosen = np.zeros(10, bool)
+  chosen[9] = True
+  np.testing.assert_array_equal(np.sort(inf.greedy_pick(rng, gain, chosen, 3, 0.0)), [6, 7, 8])
+  pick = inf.greedy_pick(rng, gain, chosen, 9, 0.5)
+  assert len(set(pick.tolist())) == 9 and 9 not in pick
+  x, y = _logistic_data(n=200)
+  xv, yv = _logistic_data(n=50, seed=1)
+  lev = inf.mix_with_uniform(jnp.asarray(inf.leverage_scores(x), jnp.float32), 0.3)
+  p0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (2,) + a.shape),
+                    im.init_params(LIN, 3, 2, jax.random.key(0)))
+  runner = inf.StageRunner()
+  for method in inf.METHODS:
+    cfg = inf.SubsampleConfig(method=method, m=40, pilot_size=12, greedy_rounds=2)
+    params, idx, w = inf.subsample_fit(inf.Problem(LIN), cfg, p0, [1e-2, 1e-1], rng, x, y, xv, yv,
+                                       lev, runner)
+    chex.assert_shape((idx, w), [(2, 40), (2, 40)])
+    assert np.all((idx >= 0) & (idx < 200))
+    assert np.all(np.isfinite(ravel_pytree(params)[0]))
+    if method == "greedy":
+      assert all(len(set(r.tolist())) == 40 for r in idx)
+  assert runner.compile_seconds > 0 and runner.run_seconds > 0
+  with pytest.raises(ValueError, match="exceeds the pool"):
+    inf.subsample_fit(inf.Problem(LIN), inf.SubsampleConfig(method="uniform", m=500), p0,
+                      [1e-2, 1e-1], rng, x, y)
+  with pytest.raises(ValueError, match="Unknown subsampling method"):
+    inf.SubsampleConfig(method="bogus")
+
+
+def test_candidate_grid_and_heavy_tailed_design():
+  cands = im.candidate_grid(("linear", "poly2", "rff"), (1e-4, 1e-3, 1e-2, 1e-1), (16,),
+                            (1e-4, 1e-3, 1e-2, 1e-1))
+  assert len(cands) >= 15 and len({c.name for c in cands}) == len(cands)
+  x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+  chex.assert_shape(im.feature_map("poly2", x, poly_dims=3), (5, 4 + 6))
+  chex.assert_shape(im.feature_map("rff", x, rff_dim=7), (5, 7))
+  with pytest.raises(ValueError, match="Unknown feature map"):
+    im.Structure("cubic", "linear")
+  xh, yh = ie.heavy_tailed(20000, 4, 3.0, 0.5, seed=0)
+  kurt = np.mean(xh[:, 0] ** 4) / np.mean(xh[:, 0] ** 2) ** 2
+  assert kurt > 6.0 and 0.2 < yh.mean() < 0.8  # Gaussian kurtosis would be 3.
+
+
+def _load_config(variant):
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", "influence_subsampling.py")
+  spec = importlib.util.spec_from_file_location("influence_subsampling_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def test_smoke_end_to_end(tmp_path, data_dir):
+  config = _load_config("smoke")
+  config.data_dir = data_dir
+  out = main.run(config, str(tmp_path))
+  with open(tmp_path / "results.json") as f:
+    saved = json.load(f)
+  assert os.path.exists(tmp_path / "regret.png")
+  for name in config.datasets:
+    res = out["datasets"][name]
+    assert len(res["candidates"]) == 3
+    for method in config.methods:
+      row = saved["datasets"][name]["summary"][f"m={config.sizes[0]}/{method}"]
+      assert -1.0 <= row["tau"] <= 1.0 and row["regret"] >= 0.0
+      assert np.isfinite(row["param_error"]) and row["seconds_per_seed"] > 0
+  config.sizes = (10_000,)
+  with pytest.raises(ValueError, match="exceeds pool_size"):
+    main.run(config, str(tmp_path / "bad"))
