@@ -1,0 +1,1 @@
+"""Feature and data selection methods."""
