@@ -1,0 +1,254 @@
+"""Tests for Feature Gradients: the Kong-Valiant estimator, the relaxed optimisation, the sklearn
+selector and the `:smoke` experiment configs."""
+
+import importlib.util
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.utils import estimator_checks
+
+from metanas import main
+from metanas import parallel
+from metanas.selection import feature_gradients as fg
+from metanas.selection import learnability
+from metanas.selection import sklearn_selector
+
+_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "feature_gradients.py")
+
+
+def _load_config(arg):
+  spec = importlib.util.spec_from_file_location("fg_config", _CONFIG)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _dense_moments(x, y, order, w=None):
+  """y^T G^k y / C(n, k+1) with the dense G = triu(X W^2 X^T, 1), in float64."""
+  x = np.asarray(x, np.float64)
+  xw = x if w is None else x * np.asarray(w, np.float64)
+  g = np.triu(xw @ xw.T, 1)
+  n = x.shape[0]
+  out, v = [], np.asarray(y, np.float64)
+  for k in range(1, order + 1):
+    v = g @ v
+    out.append(y @ v / scipy.special.comb(n, k + 1, exact=True))
+  return np.asarray(out)
+
+
+def test_triu_matvec_matches_dense():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(13, 7)).astype(np.float32)
+  u = rng.normal(size=13).astype(np.float32)
+  w = rng.uniform(0.1, 1.0, size=7).astype(np.float32)
+  dense = np.triu((x * w) @ (x * w).T, 1) @ u
+  got = learnability.triu_matvec(jnp.asarray(x), jnp.asarray(u), jnp.asarray(w))
+  chex.assert_shape(got, (13,))
+  np.testing.assert_allclose(np.asarray(got), dense, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(learnability.triu_matvec(x, u)),
+                             np.triu(x @ x.T, 1) @ u, rtol=1e-5, atol=1e-5)
+
+
+def test_moments_match_dense_triu_powers():
+  rng = np.random.default_rng(1)
+  x = (rng.normal(size=(40, 6)) / 3).astype(np.float32)
+  y = rng.normal(size=40).astype(np.float32)
+  w = rng.uniform(0.2, 1.0, size=6).astype(np.float32)
+  got = learnability.moments(jnp.asarray(x), jnp.asarray(y), 6, jnp.asarray(w))
+  np.testing.assert_allclose(np.asarray(got), _dense_moments(x, y, 6, w), rtol=2e-4, atol=1e-7)
+
+
+def test_moments_are_unbiased():
+  """Mean over many draws of m_k matches beta^T Sigma^(k+1) beta (KV eq. 3)."""
+  eig = np.array([1.0, 0.7, 0.4, 0.2])
+  beta = np.array([0.8, -0.5, 0.6, 0.3])
+  n, draws, order = 12, 6000, 3
+  rng = np.random.default_rng(0)
+  x = (rng.normal(size=(draws, n, 4)) * np.sqrt(eig)).astype(np.float32)
+  y = (x @ beta + 0.5 * rng.normal(size=(draws, n))).astype(np.float32)
+  m = jax.jit(jax.vmap(lambda a, b: learnability.moments(a, b, order)))(x, y)
+  m = np.asarray(m, np.float64)
+  truth = np.array([np.sum(beta ** 2 * eig ** (k + 1)) for k in range(1, order + 1)])
+  stderr = m.std(0) / np.sqrt(draws)
+  np.testing.assert_array_less(np.abs(m.mean(0) - truth), 4 * stderr + 1e-3)
+  # The check has power: a biased variant (normalising by n^(k+1)/(k+1)! instead) fails it.
+  biased = m * np.array([scipy.special.comb(n, k + 1) * scipy.special.factorial(k + 1) / n ** (k + 1)
+                         for k in range(1, order + 1)])
+  assert np.any(np.abs(biased.mean(0) - truth) > 4 * stderr + 1e-3)
+
+
+def test_minimax_coefficients_order1_closed_form():
+  # min_c max_{l in [0,1]} |l - c l^2|: equioscillation 1/(4c) = c - 1 gives c = (1 + sqrt 2) / 2.
+  c, err = learnability.minimax_coefficients(1)
+  np.testing.assert_allclose(c, [(1 + np.sqrt(2)) / 2], rtol=1e-5)
+  np.testing.assert_allclose(err, np.sqrt(2) / 2 - 0.5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("order", [2, 4, 6])
+def test_minimax_coefficients_equioscillate(order):
+  """Chebyshev alternation: the LP optimum's error reaches +-err at >= order + 1 alternating points."""
+  c, err = learnability.minimax_coefficients(order)
+  lam = np.linspace(0, 1, 20001)
+  resid = lam - sum(ck * lam ** (k + 2) for k, ck in enumerate(c))
+  assert np.max(np.abs(resid)) <= err * 1.01
+  peaks = np.sign(resid[np.abs(resid) >= 0.99 * err])
+  alternations = 1 + np.count_nonzero(np.diff(peaks))
+  assert alternations >= order + 1
+  assert err < learnability.minimax_coefficients(order - 1)[1]
+
+
+def test_float32_extremes_stay_finite():
+  """B = 8000 and order 12: C(B, 13) ~ 1e41 overflows float32 unless normalised per product."""
+  rng = np.random.default_rng(2)
+  n, d = 8000, 4
+  x = (rng.normal(size=(n, d)) * np.sqrt(0.5)).astype(np.float32)
+  beta = np.array([1.0, -1.0, 0.5, 0.0])
+  y = (x @ beta + 0.3 * rng.normal(size=n)).astype(np.float32)
+  m = np.asarray(jax.jit(lambda a, b: learnability.moments(a, b, 12))(x, y))
+  assert np.all(np.isfinite(m))
+  truth = np.array([np.sum(beta ** 2) * 0.5 ** (k + 1) for k in range(1, 13)])
+  np.testing.assert_allclose(m[:4], truth[:4], rtol=0.15)
+  coeffs = jnp.asarray(learnability.minimax_coefficients(12)[0], jnp.float32)
+  grad = jax.jit(jax.grad(lambda w: learnability.explained_variance(x, y, coeffs, w)))(
+      jnp.full((d,), 0.9))
+  assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_sharded_loss_and_grad_equal_single_device():
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(8, 10, 5)).astype(np.float32) / 3
+  y = rng.normal(size=(8, 10, 1)).astype(np.float32)
+  logits = jnp.asarray(rng.normal(size=5), jnp.float32)
+  coeffs = jnp.asarray(learnability.minimax_coefficients(3)[0], jnp.float32)
+  f = jax.jit(jax.value_and_grad(lambda z, a, b: fg.loss_fn(z, a, b, coeffs, 0.2)[0]))
+  single = f(logits, x, y)
+  mesh = parallel.make_mesh(8)
+  batch = parallel.shard_batch({"x": x, "y": y}, mesh)
+  sharded = f(parallel.replicate(logits, mesh), batch["x"], batch["y"])
+  assert len(batch["x"].sharding.device_set) == 8
+  chex.assert_trees_all_close(sharded, single, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_finds_relevant_features():
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(800, 20))
+  y = x[:, [3, 7, 11]] @ np.array([1.0, -1.0, 0.8]) + 0.5 * rng.normal(size=800)
+  xs, _ = learnability.prepare_features(x)
+  t = learnability.prepare_targets(y, "regression")
+  res = fg.fit(xs, t, fg.Hparams(num_epochs=8, batch_size=100, minibatches_per_step=2,
+                                 learning_rate=0.05))
+  np.testing.assert_array_equal(fg.select_top_k(res.weights, 3), [3, 7, 11])
+  assert res.history[-1]["loss"] < res.history[0]["loss"]
+  sizes = [1, 2, 3, 5, 10, 20]
+  curve = fg.learnability_curve(xs, t, res.weights, sizes, order=2)
+  assert curve[2] > 0.5 and abs(curve[-1] - curve[2]) < 0.1
+
+
+def test_selection_rules():
+  w = np.array([0.1, 0.9, 0.5, 0.95, 0.2])
+  np.testing.assert_array_equal(fg.select_top_k(w, 2), [1, 3])
+  np.testing.assert_array_equal(fg.select_threshold(w, 0.4), [1, 2, 3])
+  np.testing.assert_array_equal(fg.select_threshold(w, 0.99), [3])
+  sizes = np.arange(1, 21)
+  assert fg.elbow(sizes, np.minimum(sizes, 5) / 5) == 5
+  with pytest.raises(ValueError, match="k must be in"):
+    fg.select_top_k(w, 6)
+
+
+def test_bad_inputs_give_clear_errors():
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(30, 4))
+  with pytest.raises(ValueError, match="constant column.*VarianceThreshold"):
+    learnability.prepare_features(np.c_[x, np.ones(30)])
+  bad = x.copy()
+  bad[3, 2] = np.nan
+  with pytest.raises(ValueError, match="NaN.*column.*Impute"):
+    learnability.prepare_features(bad)
+  with pytest.raises(ValueError, match="at least 2 samples"):
+    learnability.prepare_features(x[:1])
+  with pytest.raises(ValueError, match="single class"):
+    learnability.prepare_targets(np.ones(30, int), "classification")
+  with pytest.raises(ValueError, match="y is constant"):
+    learnability.prepare_targets(np.ones(30), "regression")
+  with pytest.raises(ValueError, match="order \\+ 1"):
+    learnability.moments(jnp.ones((3, 2)), jnp.ones(3), 4)
+  with pytest.raises(ValueError, match="single class"):
+    sklearn_selector.FeatureGradientsSelector(n_features_to_select=2).fit(x, np.zeros(30, int))
+
+
+def test_sklearn_selector_clone_pipeline_cross_val():
+  rng = np.random.default_rng(6)
+  x = rng.normal(size=(120, 12))
+  y = np.where(x[:, 2] - x[:, 5] > 0, "pos", "neg")
+  sel = sklearn_selector.FeatureGradientsSelector(n_features_to_select=2, num_epochs=10,
+                                                  learning_rate=0.05, random_state=1)
+  with pytest.raises(NotFittedError):
+    sel.get_support()
+  twin = clone(sel)
+  assert twin is not sel and twin.get_params() == sel.get_params()
+  assert not hasattr(twin, "scores_")
+  sel.fit(x, y)
+  np.testing.assert_array_equal(sel.get_support(indices=True), [2, 5])
+  assert sel.transform(x).shape == (120, 2) and sel.n_features_in_ == 12
+  assert not hasattr(clone(sel), "support_")
+  pipe = Pipeline([("select", sel), ("clf", LogisticRegression())])
+  scores = cross_val_score(pipe, x, y, cv=3)
+  assert scores.mean() > 0.85
+  pipe.set_params(select__n_features_to_select=3)
+  assert pipe.fit(x, y)[:-1].transform(x).shape == (120, 3)
+
+
+@pytest.mark.parametrize("check", [
+    estimator_checks.check_parameters_default_constructible,
+    estimator_checks.check_get_params_invariance,
+    estimator_checks.check_set_params,
+    estimator_checks.check_estimators_unfitted,
+    estimator_checks.check_fit2d_1sample,
+    estimator_checks.check_dont_overwrite_parameters,
+    estimator_checks.check_n_features_in_after_fitting,
+])
+def test_sklearn_estimator_checks(check):
+  """scikit-learn's own contract checks (the full `check_estimator`, 47 checks, also passes but
+  takes too long for this suite: every new input shape compiles)."""
+  est = sklearn_selector.FeatureGradientsSelector(n_features_to_select=1, num_epochs=1)
+  check(type(est).__name__, est)
+
+
+@pytest.mark.parametrize("experiment", ["selection", "estimator", "interactions", "scaling"])
+def test_smoke_config_end_to_end(experiment, data_dir, tmp_path):
+  config = _load_config("smoke")
+  config.experiment = experiment
+  config.data_dir = data_dir
+  workdir = str(tmp_path / experiment)
+  results = main.run(config, workdir)
+  with open(os.path.join(workdir, "results.json")) as f:
+    saved = json.load(f)
+  assert saved["experiment"] == experiment
+  if experiment == "selection":
+    acc = results["accuracy"]["feature_gradients"]["5"]["mean"]
+    assert 0.0 <= acc <= 1.0
+    assert os.path.exists(os.path.join(workdir, "accuracy_allaml.png"))
+    assert len(metric_lines(workdir)) == config.fg.num_epochs
+  elif experiment == "estimator":
+    row = results["rows"][-1]
+    assert np.isfinite(row["order2_bias"]) and "adj_r2_bias" in row
+  elif experiment == "interactions":
+    assert results["rows"][1]["feature_map"] == "pairwise"
+  else:
+    assert all(r["seconds_per_epoch"] > 0 for r in results["rows"])
+
+
+def metric_lines(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [l for l in f if l.strip()]
