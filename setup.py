@@ -24,10 +24,11 @@ setuptools.setup(
         "scikit-learn>=1.5",
         "matplotlib>=3.8",
         "tensorboardX>=2.6",
+        "pillow>=10.0",
     ],
     extras_require={
         "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
         # Benchmark-only: the PyTorch reference MAML step. Not a library dependency.
-        "bench": ["torch==2.13.0"],
+        "bench": ["torch==2.13.0", "statsmodels>=0.14"],
     },
 )
