@@ -21,6 +21,14 @@ def _setup(num_tasks=3, k=4, seed=0):
   return model, params, jax.tree.map(jnp.asarray, tasks)
 
 
+def _manual_sgd(params, loss_fn, x, y, lrs):
+  """Plain Python-loop gradient descent, one step per learning rate in `lrs`."""
+  for lr in lrs:
+    g = jax.grad(lambda p: loss_fn(p, x, y)[0])(params)
+    params = jax.tree.map(lambda w, gw: w - lr * gw, params, g)
+  return params
+
+
 def _to64(tree):
   return jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
 
@@ -74,11 +82,8 @@ def test_inner_loop_equals_manual_sgd(k):
   x, y = tasks["support_x"][0], tasks["support_y"][0]
   lr = 0.03
   adapted = maml.adapt(params, maml.init_inner_lrs(params, k, lr), loss_fn, x, y, k)
-  manual = params
-  for _ in range(k):
-    g = jax.grad(lambda p: loss_fn(p, x, y)[0])(manual)
-    manual = jax.tree.map(lambda w, gw: w - lr * gw, manual, g)
-  chex.assert_trees_all_close(adapted, manual, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(adapted, _manual_sgd(params, loss_fn, x, y, [lr] * k), rtol=1e-5,
+                              atol=1e-6)
 
 
 def test_per_step_learning_rates_and_extra_eval_steps():
@@ -88,11 +93,8 @@ def test_per_step_learning_rates_and_extra_eval_steps():
   x, y = tasks["support_x"][0], tasks["support_y"][0]
   lrs = jax.tree.map(lambda _: jnp.array([0.01, 0.05]), params)
   adapted = maml.adapt(params, lrs, loss_fn, x, y, 3)
-  manual = params
-  for lr in (0.01, 0.05, 0.05):
-    g = jax.grad(lambda p: loss_fn(p, x, y)[0])(manual)
-    manual = jax.tree.map(lambda w, gw: w - lr * gw, manual, g)
-  chex.assert_trees_all_close(adapted, manual, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(adapted, _manual_sgd(params, loss_fn, x, y, [0.01, 0.05, 0.05]),
+                              rtol=1e-5, atol=1e-6)
 
 
 def test_learnable_inner_lr_gets_gradient_only_when_enabled():

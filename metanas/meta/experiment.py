@@ -97,10 +97,7 @@ def make_evaluator(problem: Problem, config, mesh):
   """
   @functools.partial(jax.jit, static_argnums=2)
   def per_task(meta_params, tasks, num_steps):
-    def one(t):
-      adapted = maml.adapt(meta_params["model"], meta_params["inner_lr"], problem.loss_fn,
-                           t["support_x"], t["support_y"], num_steps)
-      return problem.loss_fn(adapted, t["query_x"], t["query_y"])[1]
+    one = lambda t: maml.task_loss(meta_params, t, problem.loss_fn, num_steps)[1]
     return jax.vmap(one)(tasks)
 
   size = mesh.devices.size
