@@ -1,0 +1,1 @@
+"""Hardware cost models: measured layer-wise latency tables and analytic device models."""
