@@ -18,6 +18,11 @@ METHODS: dict[str, str] = {
     "influence_subsampling": "metanas.selection.influence_experiment:run",
     "pmf_automl": "metanas.automl.experiment:run",
     "warped_lmm": "metanas.lmm.experiment:run",
+    "hmetanas": "metanas.nas.hmetanas_experiment:run",
+    "parsec": "metanas.nas.parsec_experiment:run",
+    "hant": "metanas.hant.experiment:run",
+    "gan_compression": "metanas.compression.experiment:run",
+    "gppvae": "metanas.gp.experiment:run",
 }
 
 

@@ -1,0 +1,1 @@
+"""Gaussian-process models: GPPVAE (VAE with a GP prior over latents)."""
