@@ -25,7 +25,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.model = dict(name="mlp", hidden=(40, 40), filters=0, downsample="", conv_impl="")
   c.maml = dict(num_inner_steps=1, inner_lr=0.01, first_order=False, learn_inner_lr=False,
                 meta_batch_size=25)
-  c.optim = dict(learning_rate=1e-3, grad_clip=0.0)
+  c.optim = dict(learning_rate=1e-3, grad_clip=0.0, schedule="constant")
   c.train = train.default_train_config()
   c.train.num_steps = 70_000
   c.train.log_every = 1000

@@ -135,3 +135,28 @@ def test_inner_loop_compiles_once_for_any_step_count():
 
   f(params)
   f(jax.tree.map(lambda a: a + 1.0, params))
+
+
+def test_cosine_meta_schedule_anneals_to_zero():
+  """optim.schedule="cosine" (the Omniglot :cpu default) decays Adam's rate to 0 at the last step."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
+  from metanas.meta import experiment  # pylint: disable=g-import-not-at-top
+  params = {"w": jnp.ones((3,))}
+  grads = {"w": jnp.ones((3,))}
+  deltas = {}
+  for schedule in ("constant", "cosine"):
+    cfg = config_dict.ConfigDict(dict(learning_rate=0.1, grad_clip=0.0, schedule=schedule))
+    opt = experiment.build_optimizer(cfg, num_steps=10)
+    state = opt.init(params)
+    steps = []
+    for _ in range(11):
+      updates, state = opt.update(grads, state, params)
+      steps.append(float(jnp.abs(updates["w"][0])))
+    deltas[schedule] = steps
+  np.testing.assert_allclose(deltas["constant"], 0.1, rtol=1e-3)  # Adam step = lr for constant grads.
+  assert deltas["cosine"][0] == pytest.approx(0.1, rel=1e-3)
+  assert deltas["cosine"][5] == pytest.approx(0.05, rel=1e-2) and deltas["cosine"][10] < 1e-6
+  with pytest.raises(ValueError, match="Unknown optim.schedule 'linear'"):
+    experiment.build_optimizer(config_dict.ConfigDict(
+        dict(learning_rate=0.1, grad_clip=0.0, schedule="linear")), num_steps=10)

@@ -37,11 +37,21 @@ def build_model(model_config: config_dict.ConfigDict, num_outputs: int):
   raise ValueError(f"Unknown model {model_config.name!r}; use 'mlp' or 'conv4'.")
 
 
-def build_optimizer(optim_config: config_dict.ConfigDict) -> optax.GradientTransformation:
+def build_optimizer(optim_config: config_dict.ConfigDict,
+                    num_steps: int) -> optax.GradientTransformation:
+  """Adam on the meta-parameters; `schedule="cosine"` anneals the rate to zero over the run
+  (MAML++, Antoniou et al. 2019, "cosine annealing of the meta-optimizer learning rate")."""
   chain = []
   if optim_config.grad_clip > 0:
     chain.append(optax.clip_by_global_norm(optim_config.grad_clip))
-  chain.append(optax.adam(optim_config.learning_rate))
+  schedule = optim_config.get("schedule", "constant")
+  if schedule == "constant":
+    lr = optim_config.learning_rate
+  elif schedule == "cosine":
+    lr = optax.cosine_decay_schedule(optim_config.learning_rate, decay_steps=num_steps)
+  else:
+    raise ValueError(f"Unknown optim.schedule {schedule!r}; use 'constant' or 'cosine'.")
+  chain.append(optax.adam(lr))
   return optax.chain(*chain)
 
 
@@ -130,7 +140,7 @@ def make_task(config: config_dict.ConfigDict, mesh) -> tuple[train.Task, Problem
   """The generic loop's `Task` for a MAML config."""
   problem = Problem(config)
   mc = config.maml
-  optimizer = build_optimizer(config.optim)
+  optimizer = build_optimizer(config.optim, config.train.num_steps)
   loss = functools.partial(maml.meta_loss, loss_fn=problem.loss_fn, num_steps=mc.num_inner_steps,
                            first_order=mc.first_order, learn_inner_lr=mc.learn_inner_lr)
 
