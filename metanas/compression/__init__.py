@@ -1,0 +1,1 @@
+"""GAN-assisted teacher-student compression and the Compression Score."""

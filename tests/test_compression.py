@@ -1,0 +1,214 @@
+"""Tests for metanas.compression: encodings, MUNGE/GMM, GAN steps, students, Compression Score."""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import linalg
+
+from metanas.compression import augment
+from metanas.compression import gan as gan_lib
+from metanas.compression import score
+from metanas.compression import students
+from metanas.compression import tabular
+
+SPEC = tabular.TabularSpec(3, (2, 4))
+
+
+def _valid_rows(x, spec):
+  for start, stop in spec.blocks():
+    block = x[:, start:stop]
+    if not (np.all(np.isin(block, (0.0, 1.0))) and np.all(block.sum(1) == 1)):
+      return False
+  return True
+
+
+def _toy_rows(n, seed):
+  """Rows in SPEC's layout whose class depends on the numeric columns and the 4-way category."""
+  rng = np.random.default_rng(seed)
+  num = rng.normal(size=(n, 3)).astype(np.float32)
+  c1, c2 = rng.integers(0, 2, n), rng.integers(0, 4, n)
+  x = np.concatenate([num, tabular.one_hot(c1, 2), tabular.one_hot(c2, 4)], axis=1)
+  y = ((num[:, 0] + num[:, 1] + (c2 >= 2)) > 0.5).astype(np.int32)
+  return x, y
+
+
+def test_load_adult_encoding(data_dir):
+  data = tabular.load("adult", data_dir, n_train=500, n_test=200, seed=1)
+  assert data.x_train.shape == (500, data.spec.dim) and data.x_test.shape == (200, data.spec.dim)
+  assert data.spec.num_numeric == 6 and sum(data.spec.cat_sizes) == 102
+  assert _valid_rows(data.x_train, data.spec) and _valid_rows(data.x_test, data.spec)
+  np.testing.assert_allclose(data.x_train[:, :6].mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(data.x_train[:, :6].std(0), 1, atol=1e-4)
+  with pytest.raises(ValueError, match="magic.*adult"):
+    tabular.load("iris", data_dir)
+
+
+def test_project_makes_valid_rows_and_checks_width():
+  x = np.random.default_rng(0).normal(size=(20, SPEC.dim))
+  p = tabular.project(x, SPEC)
+  assert _valid_rows(p, SPEC)
+  np.testing.assert_array_equal(p[:, :3], x[:, :3].astype(np.float32))
+  np.testing.assert_array_equal(np.argmax(p[:, 3:5], 1), np.argmax(x[:, 3:5], 1))
+  with pytest.raises(ValueError, match="width 9"):
+    tabular.project(x[:, :5], SPEC)
+
+
+def test_munge_limits_and_validity():
+  x, _ = _toy_rows(50, 0)
+  same = augment.munge(x, SPEC, multiplier=2, p=0.0, seed=0)
+  np.testing.assert_array_equal(same, np.concatenate([x, x]))
+  out = augment.munge(x, SPEC, multiplier=3, p=0.5, s=5.0, seed=1)
+  assert out.shape == (150, SPEC.dim) and _valid_rows(out, SPEC)
+  assert not np.allclose(out[:50], x)
+  # p = 1 with a huge s copies the nearest neighbour (never the row itself).
+  copied = augment.munge(x, SPEC, multiplier=1, p=1.0, s=1e9, seed=2)
+  dist = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+  np.fill_diagonal(dist, np.inf)
+  np.testing.assert_allclose(copied, x[np.argmin(dist, axis=1)], atol=1e-5)
+  with pytest.raises(ValueError, match="p="):
+    augment.munge(x, SPEC, 1, p=2.0)
+
+
+def test_class_gmm_samples_follow_classes():
+  x, y = _toy_rows(400, 3)
+  samples, labels = augment.class_gmm(x, y, SPEC, 1000, num_components=2, seed=0)
+  assert samples.shape == (1000, SPEC.dim) and _valid_rows(samples, SPEC)
+  assert abs(labels.mean() - y.mean()) < 0.06
+  # Class-conditional means of the numeric columns match the data.
+  for c in (0, 1):
+    np.testing.assert_allclose(samples[labels == c, :2].mean(0), x[y == c, :2].mean(0), atol=0.15)
+
+
+def test_inception_style_score_against_closed_forms():
+  k = 5
+  assert score.inception_style_score(np.full((10, k), 1 / k)) == pytest.approx(1.0)
+  assert score.inception_style_score(np.eye(k)[np.arange(20) % k]) == pytest.approx(k, rel=1e-6)
+  p = np.random.default_rng(0).dirichlet(np.ones(k), size=30)
+  marg = p.mean(0)
+  kl = [sum(pi[j] * np.log(pi[j] / marg[j]) for j in range(k)) for pi in p]
+  assert score.inception_style_score(p) == pytest.approx(np.exp(np.mean(kl)), rel=1e-9)
+
+
+def test_frechet_distance_against_dense_sqrtm():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+  c1, c2 = a @ a.T + 0.1 * np.eye(6), b @ b.T + 0.1 * np.eye(6)
+  mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+  dense = (np.sum((mu1 - mu2) ** 2) + np.trace(c1 + c2 - 2 * np.real(linalg.sqrtm(c1 @ c2))))
+  assert score.frechet_distance(mu1, c1, mu2, c2) == pytest.approx(dense, rel=1e-8)
+  assert score.frechet_distance(mu1, c1, mu1, c1) == pytest.approx(0.0, abs=1e-8)
+  f = rng.normal(size=(500, 3))
+  assert score.fid_style_score(f, f) == pytest.approx(0.0, abs=1e-8)
+  assert score.fid_style_score(f, f + 2.0) == pytest.approx(12.0, rel=1e-6)
+
+
+def test_rf_student_prefixes_match_separate_prediction():
+  x, y = _toy_rows(200, 1)
+  scores = students.rf_student_scores(x, y.astype(np.float32), x[:50], (1, 3, 4), seed=0)
+  from sklearn import ensemble  # pylint: disable=g-import-not-at-top
+  forest = ensemble.RandomForestRegressor(4, random_state=0).fit(x, y.astype(np.float32))
+  np.testing.assert_allclose(scores[4], forest.predict(x[:50]), atol=1e-12)
+  np.testing.assert_allclose(scores[1], forest.estimators_[0].predict(x[:50]), atol=1e-12)
+
+
+def test_epoch_indices_one_pass_without_replacement():
+  idx = students.epoch_indices(100, 10, 15, seed=0)
+  assert idx.shape == (15, 10)
+  np.testing.assert_array_equal(np.sort(idx[:10].ravel()), np.arange(100))
+  with pytest.raises(ValueError, match="Batch size"):
+    students.epoch_indices(5, 10, 1, seed=0)
+
+
+def test_big_student_reproduces_teacher_on_its_training_set():
+  """Paper's premise: with enough capacity the student recovers the teacher where it has data."""
+  x, y = _toy_rows(400, 2)
+  teacher = students.rf_teacher(x, y, 50, seed=0)
+  p = teacher.predict_proba(x)[:, 1]
+  rf = students.rf_student_scores(x, p, x, (1, 100), seed=0)
+  # 100 fully grown trees on the teacher's probabilities agree with it on its own training points.
+  agree = lambda q: np.mean((q > 0.5) == (p > 0.5))
+  assert agree(rf[100]) > 0.99 and np.corrcoef(rf[100], p)[0, 1] > 0.98
+  assert agree(rf[1]) < agree(rf[100])   # A 1-tree student (bootstrap sample) does worse.
+  mlp = students.MLP(2, (128, 128))
+  params = students.train_network(mlp, x, np.stack([1 - p, p], 1), 1500, 100, 3e-3, seed=0)
+  q = students.predict(mlp.apply, params, x)[:, 1]
+  assert np.mean((q > 0.5) == (p > 0.5)) > 0.95
+  small = students.MLP(2, (1,))
+  params = students.train_network(small, x, np.stack([1 - p, p], 1), 1500, 100, 3e-3, seed=0)
+  q_small = students.predict(small.apply, params, x)[:, 1]
+  assert np.mean(np.abs(q - p)) < np.mean(np.abs(q_small - p))
+
+
+def test_compression_score_of_real_data_is_one_and_collapse_scores_lower():
+  """CS(real) = 1 within its s.e.; a set of one repeated point (total collapse) scores far lower."""
+  rng = np.random.default_rng(0)
+  d, n, seeds = 6, 200, 8
+  pool = rng.normal(size=(5000, d)).astype(np.float32)
+  w = rng.normal(size=(d, 3))
+  teacher = lambda x: jax.nn.softmax(jnp.asarray(x) @ w * 2.0)   # A fixed 3-class teacher.
+  x_test = rng.normal(size=(2000, d)).astype(np.float32)
+  y_test = np.argmax(x_test @ w, axis=1)
+  student = students.MLP(3, (16,))
+
+  def fit_eval(x, seed):
+    params = student.init(jax.random.key(seed), x[:1])
+    params = students.fit_soft(student, params, x, np.asarray(teacher(x)),
+                               students.epoch_indices(n, 10, n // 10, seed), 1e-2)
+    return float(np.mean(np.argmax(students.predict(student.apply, params, x_test), 1) == y_test))
+
+  draws = [rng.choice(len(pool), 2 * n, replace=False) for _ in range(seeds)]
+  real = score.compression_score(fit_eval, [pool[i[n:]] for i in draws],
+                                 [pool[i[:n]] for i in draws])
+  assert real["se"] < 0.05
+  assert abs(real["mean"] - 1.0) <= 2 * real["se"] + 1e-9, real
+  collapsed = score.compression_score(
+      fit_eval, [np.repeat(pool[i[n:n + 1]], n, axis=0) for i in draws],
+      [pool[i[:n]] for i in draws])
+  assert collapsed["mean"] < real["mean"] - 5 * (real["se"] + collapsed["se"])
+  with pytest.raises(ValueError, match="equal sizes"):
+    score.compression_score(fit_eval, [pool[:10]], [pool[:20]])
+
+
+@pytest.fixture(scope="module")
+def toy_gan():
+  return gan_lib.tabular_gan(SPEC, num_classes=2, latent_dim=4, hidden=(16,))
+
+
+def test_gan_step_is_pure_and_jitted_once(toy_gan):
+  x, y = _toy_rows(32, 4)
+  state = gan_lib.init_state(toy_gan, jax.random.key(0))
+  before = jax.tree.map(np.array, state)
+  def fn(state, batch, rng):
+    return gan_lib.gan_step(toy_gan, state, batch, rng)
+
+  step = jax.jit(chex.assert_max_traces(fn, n=1))
+  batch = (jnp.asarray(x), jnp.asarray(y))
+  s1, m1 = step(state, batch, jax.random.key(1))
+  s2, m2 = step(state, batch, jax.random.key(1))
+  chex.assert_trees_all_equal((s1, m1), (s2, m2))               # Same inputs -> same outputs.
+  chex.assert_trees_all_equal(jax.tree.map(np.array, state), before)   # Inputs untouched.
+  assert int(s1.step) == 1
+  assert not np.allclose(jax.tree.leaves(s1.g_params)[0], jax.tree.leaves(state.g_params)[0])
+  s3, m3 = step(s1, (batch[0] + 1.0, 1 - batch[1]), jax.random.key(2))   # No retrace.
+  assert np.isfinite(m3["d_loss"]) and int(s3.step) == 2
+
+
+def test_gan_learns_class_conditional_structure(toy_gan):
+  """A short AC-GAN run separates the classes the way the data does (and an untrained G does not)."""
+  x, y = _toy_rows(2000, 5)
+  x[:, 0] = np.where(y == 1, 2.0, -2.0) + 0.5 * np.random.default_rng(0).normal(size=len(y))
+  state = gan_lib.train(dataclasses.replace(toy_gan, learning_rate=1e-3), x, y, num_steps=400,
+                        batch_size=128, seed=0)
+  labels = np.repeat([0, 1], 1000)
+  samples = gan_lib.sample(toy_gan, state.g_params, labels, seed=1)
+  assert samples.shape == (2000, SPEC.dim) and _valid_rows(samples, SPEC)
+  untrained = gan_lib.sample(toy_gan, gan_lib.init_state(toy_gan, jax.random.key(0)).g_params,
+                             labels, seed=1)
+  gap = lambda s: s[labels == 1, 0].mean() - s[labels == 0, 0].mean()   # Data: 4.
+  assert gap(samples) > 2.0 and abs(gap(untrained)) < 1.0, (gap(samples), gap(untrained))
+  with pytest.raises(ValueError, match="shape"):
+    gan_lib.train(toy_gan, x[:, :4], y, 1, 8, 0)
