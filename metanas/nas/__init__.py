@@ -1,0 +1,1 @@
+"""Neural architecture search: H-Meta-NAS (hardware-aware supernet MAML) and PARSEC."""

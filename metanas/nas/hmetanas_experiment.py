@@ -1,0 +1,302 @@
+"""The H-Meta-NAS experiment: supernet MAML, latency tables, GA adaptation, manual baselines.
+
+`run(config, workdir)` (method "hmetanas"):
+1. builds a latency table per device (measured on this CPU or analytic) and validates the measured
+   ones on random whole sub-networks (in worker processes, concurrently with step 2);
+2. meta-trains the supernet (`hmetanas_train.supernet_task`) in workdir/supernet;
+3. trains the manual baselines (fixed Conv-N shapes, same episodes and step budget);
+4. for every device and every budget (by default the latencies of the manual baselines on that
+   device) runs the GA and reports the chosen sub-network's test accuracy; also MAC budgets at a
+   fraction of each baseline's MACs (the "40% fewer MACs" target);
+5. ablations on one device/budget: without Global Expansion, without Adaptive Number of Layers,
+   random search with the same number of evaluations, and a GA pool-size x generations sweep;
+6. writes results.json, pareto_<device>.png, pareto_macs.png.
+Every stage is resumable: supernet/baseline checkpoints and latency tables are reused.
+"""
+
+import concurrent.futures
+import json
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+from ml_collections import config_dict
+
+from metanas import metric_writer
+from metanas import parallel
+from metanas import train
+from metanas.nas import genetic
+from metanas.nas import hmetanas
+from metanas.nas import hmetanas_latency
+from metanas.nas import hmetanas_plots
+from metanas.nas import hmetanas_train
+from metanas.nas import search_space as ss
+
+
+def _load_data(config):
+  """Samplers {split: sampler} and (spec, image_size, in_channels)."""
+  from metanas.data import omniglot  # pylint: disable=g-import-not-at-top
+  d = config.data
+  if d.name == "omniglot":
+    arrays = omniglot.load(config.data_dir, d.source)
+    make = lambda split, rot: omniglot.OmniglotSampler(arrays, split, d.protocol, rotations=rot,
+                                                       num_val_chars=d.num_val_chars)
+    samplers = {"train": make("train", True), "val": make("val", False),
+                "test": make("test", False)}
+    return samplers, 28, 1
+  if d.name == "miniimagenet":
+    from metanas.data import miniimagenet  # pylint: disable=g-import-not-at-top
+    samplers = {s: miniimagenet.MiniImageNetSampler(miniimagenet.load(config.data_dir, s, d.source))
+                for s in ("train", "val", "test")}
+    return samplers, miniimagenet.IMAGE_SIZE, 3
+  raise ValueError(f"Unknown data.name {d.name!r}; use 'omniglot' or 'miniimagenet'.")
+
+
+def baseline_genes(space: ss.SearchSpace, spec) -> np.ndarray:
+  """(multiplier, depth, kernel, ratio) -> genes of a uniform plain network."""
+  g, depth, k, r = spec
+  try:
+    genes = [space.global_multipliers.index(g), space.depth_choices.index(depth)]
+    genes += [space.kernel_choices.index(k)] * space.max_depth
+    genes += [space.width_ratios.index(r)] * space.max_depth
+  except ValueError as e:
+    raise ValueError(f"Baseline {spec} is not in the search space ({e}); use values from "
+                     "config.space.") from e
+  return ss.canonical(space, np.array(genes, np.int32))
+
+
+def _train_log(run_dir: str) -> dict:
+  """Last logged training metrics and the training time they imply (sum over log windows of
+  window steps / logged steps-per-second, compile excluded), so that a resumed run still reports
+  the real cost of training."""
+  path = os.path.join(run_dir, "metrics.jsonl")
+  last, seconds, prev = {}, 0.0, 0
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        rec = json.loads(line)
+        if "train/steps_per_sec" in rec:
+          seconds += (rec["step"] - prev) / rec["train/steps_per_sec"]
+          prev, last = rec["step"], rec
+  if not last:
+    return {}
+  return {"steps": last["step"], "train_time_from_log_sec": seconds,
+          **{k: v for k, v in last.items() if k.startswith("train/")}}
+
+
+def _ga_config(c) -> genetic.GAConfig:
+  return genetic.GAConfig(pop_size=c.pop_size, generations=c.generations,
+                          tournament_size=c.tournament_size, mutation_prob=c.mutation_prob)
+
+
+def _summ(acc: np.ndarray) -> dict:
+  acc = np.asarray(acc, np.float64)
+  return {"accuracy": float(acc.mean()),
+          "ci95": float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0}
+
+
+def run(config: config_dict.ConfigDict, workdir: str) -> dict:
+  """Runs the whole H-Meta-NAS pipeline (module doc) and writes results.json in `workdir`."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  mesh = parallel.make_mesh(config.train.num_devices or None)
+  samplers, image_size, in_ch = _load_data(config)
+  d = config.data
+  from metanas.data import omniglot  # pylint: disable=g-import-not-at-top
+  train_spec = omniglot.EpisodeSpec(d.n_way, d.k_shot, d.n_query)
+  eval_spec = omniglot.EpisodeSpec(d.n_way, d.k_shot, config.eval.n_query)
+  space = hmetanas_train.space_from(config, d.n_way, image_size, in_ch)
+  settings = hmetanas_train.settings_from(config)
+  impl = config.model.conv_impl
+  val_tasks = hmetanas_train.episodes(samplers["val"], np.random.default_rng([config.seed, 2]),
+                                      config.ga.num_val_tasks, eval_spec)
+  test_tasks = hmetanas_train.episodes(samplers["test"], np.random.default_rng([config.seed, 3]),
+                                       config.eval.num_test_tasks, eval_spec)
+  try:
+    num_archs = len(ss.enumerate_all(space))
+  except ValueError:
+    num_archs = None
+  results: dict = {"search_space": {"num_architectures": num_archs,
+                                    "max_channels": space.max_channels,
+                                    "channel_table": space.channel_table().tolist()}}
+  writer = metric_writer.MetricWriter(workdir, tensorboard=False)
+
+  # 1-2. Latency tables (profiled in worker processes from a background thread while the supernet
+  # trains) and their validation on whole random sub-networks (measured devices; during the search).
+  rng = np.random.default_rng([config.seed, 4])
+  val_genes = np.unique(ss.random_genes(space, rng, config.latency.num_validation * 2), axis=0)
+  val_genes = val_genes[rng.permutation(len(val_genes))[:config.latency.num_validation]]
+
+  def profile():
+    t = time.time()
+    tables = hmetanas_latency.build_tables(space, config.devices, workdir, config.latency.repeats)
+    return tables, {"wall_time_sec": time.time() - t,
+                    "num_entries": {n: len(tb.entries) for n, tb in tables.items()}}
+
+  def validate(tables):
+    out = {}
+    for name, table in tables.items():
+      if table.device.kind == "measured" and config.latency.num_validation > 0:
+        path = os.path.join(workdir, f"latency_validation_{name}.json")
+        if os.path.exists(path):  # Resumed run: keep the earlier measurement.
+          with open(path) as f:
+            out[name] = json.load(f)
+          continue
+        t = time.time()
+        v = hmetanas_latency.validate_table(table, space, val_genes, config.latency.repeats)
+        v["wall_time_sec"] = time.time() - t
+        v["architectures"] = [ss.describe(space, g) for g in val_genes]
+        with open(path, "w") as f:
+          json.dump(v, f, indent=1)
+        out[name] = v
+        logging.info("Latency table %s: pearson %.3f, rel err %.3f", name, v["pearson"],
+                     v["mean_rel_error"])
+    return out
+
+  pool = concurrent.futures.ThreadPoolExecutor(1)
+  profiling = pool.submit(profile)
+
+  # 3. Supernet meta-training.
+  t0 = time.time()
+  task = hmetanas_train.supernet_task(config, space, samplers["train"], train_spec)
+  final, state = train.train(config.train, os.path.join(workdir, "supernet"), task, mesh)
+  results["supernet_train"] = {"wall_time_sec": time.time() - t0, **final,
+                               **_train_log(os.path.join(workdir, "supernet"))}
+  meta_params = jax.device_get(state.meta_params)
+  tables, results["latency_tables"] = profiling.result()
+  validating = pool.submit(validate, tables)  # Runs in worker processes during the search.
+  sn = hmetanas.Supernet(meta_params, space, tables, settings, impl)
+  logging.info("Supernet trained in %.0f s", results["supernet_train"]["wall_time_sec"])
+
+  # 4. Manual baselines (separately trained) and the same shapes inside the supernet.
+  results["baselines"] = {}
+  for i, spec in enumerate(config.baselines):
+    genes = baseline_genes(space, spec)
+    name = f"g{spec[0]}_d{spec[1]}_k{spec[2]}_r{spec[3]}"
+    t = time.time()
+    btask = hmetanas_train.baseline_task(config, space, genes, samplers["train"], train_spec)
+    bcfg = config.train.copy_and_resolve_references()
+    bcfg.num_steps = config.baseline_steps or config.train.num_steps
+    bdir = os.path.join(workdir, f"baseline_{i}")
+    _, bstate = train.train(bcfg, bdir, btask, mesh)
+    acc = hmetanas_train.plain_accuracy(jax.device_get(bstate.meta_params), test_tasks,
+                                        settings.num_inner_steps, impl)
+    in_super = hmetanas.evaluate_genes(meta_params, space, genes[None], test_tasks,
+                                       settings.num_inner_steps, impl, arch_chunk=1)[0]
+    results["baselines"][name] = {
+        "genes": genes.tolist(), "arch": ss.describe(space, genes), **_summ(acc),
+        "supernet_accuracy": float(in_super.mean()), "train_wall_time_sec": time.time() - t,
+        "train_log": _train_log(bdir),
+        "steps": int(bcfg.num_steps), "macs": ss.macs(space, genes),
+        "params": ss.num_params(space, genes),
+        "latency_ms": {n: hmetanas_latency.predict(tb, space, genes) for n, tb in tables.items()}}
+    writer.write(i, {f"baseline/{name}/accuracy": float(acc.mean())})
+    logging.info("Baseline %s: %.4f", name, acc.mean())
+
+  # 5. GA adaptation per device and latency budget, and per MAC budget.
+  ga_cfg = _ga_config(config.ga)
+  results["adaptation"] = {}
+  for name in config.search_devices:
+    budgets = sorted({b["latency_ms"][name] for b in results["baselines"].values()})
+    budgets = [b * config.budget_scale for b in budgets]
+    rows = []
+    for j, budget in enumerate(budgets):
+      t = time.time()
+      try:
+        out = hmetanas.adapt_architecture(sn, name, budget, val_tasks,
+                                          np.random.default_rng([config.seed, 5, j]),
+                                          ga=ga_cfg, test_tasks=test_tasks)
+      except ValueError as e:  # E.g. no feasible architecture found by random sampling.
+        logging.warning("%s budget %.4g ms failed: %s", name, budget, e)
+        continue
+      out["wall_time_sec"] = time.time() - t
+      out["latency_ms_all"] = {n: hmetanas_latency.predict(tb, space, out["genes"])
+                               for n, tb in tables.items()}
+      rows.append(out)
+      logging.info("%s budget %.4g ms: %s acc %.4f (%.0f s)", name, budget, out["arch"],
+                   out["test_accuracy"], out["wall_time_sec"])
+    results["adaptation"][name] = rows
+  rows = []
+  for j, b in enumerate(results["baselines"].values()):
+    budget = config.mac_fraction * b["macs"]
+    try:
+      out = hmetanas.adapt_architecture(sn, "", budget, val_tasks,
+                                        np.random.default_rng([config.seed, 6, j]), metric="macs",
+                                        ga=ga_cfg, test_tasks=test_tasks)
+    except ValueError as e:
+      out = {"budget": budget, "error": str(e)}
+    out["baseline"] = b["arch"]
+    out["baseline_accuracy"] = b["accuracy"]
+    rows.append(out)
+  results["mac_budgets"] = rows
+  metric_writer.write_results(workdir, results)  # Partial results, in case an ablation fails.
+
+  # 6. Ablations on the first search device at the median budget.
+  if config.ablations.enabled:
+    try:
+      results["ablations"] = _ablations(config, sn, results, val_tasks, test_tasks, ga_cfg)
+    except ValueError as e:
+      results["ablations"] = {"error": str(e)}
+
+  results["latency_validation"] = validating.result()
+  pool.shutdown()
+  results["num_test_tasks"] = int(config.eval.num_test_tasks)
+  results["search_cost"] = {
+      "supernet_train_sec": results["supernet_train"].get(
+          "train_time_from_log_sec", results["supernet_train"]["wall_time_sec"]),
+      "mean_adaptation_sec": float(np.mean([r["wall_time_sec"]
+                                            for rs in results["adaptation"].values()
+                                            for r in rs])) if results["adaptation"] else None,
+      "baselines_train_sec": float(sum(b["train_wall_time_sec"]
+                                       for b in results["baselines"].values()))}
+  results["summary"] = hmetanas_plots.pareto_summary(results)
+  hmetanas_plots.plot_all(results, workdir)
+  writer.close()
+  metric_writer.write_results(workdir, results)
+  logging.info("Summary: %s", json.dumps(results["summary"], indent=1))
+  return results
+
+
+def _ablations(config, sn, results, val_tasks, test_tasks, ga_cfg) -> dict:
+  name = config.search_devices[0]
+  budgets = sorted(r["budget"] for r in results["adaptation"][name])
+  if not budgets:
+    return {"error": f"no successful adaptation on {name} to take a budget from"}
+  budget = budgets[len(budgets) // 2]
+  space = sn.space
+  variants = {
+      "full": None,
+      "no_global_expansion": genetic.restrict(space, global_multipliers=(
+          config.ablations.no_ge_multiplier,)),
+      "no_adaptive_layers": genetic.restrict(space, depth_choices=(max(space.depth_choices),)),
+  }
+  out = {"device": name, "budget_ms": budget}
+  for k, allowed in variants.items():
+    try:
+      r = hmetanas.adapt_architecture(sn, name, budget, val_tasks,
+                                      np.random.default_rng([config.seed, 7]), ga=ga_cfg,
+                                      test_tasks=test_tasks, allowed=allowed)
+    except ValueError as e:
+      r = {"error": str(e)}
+    out[k] = r
+  out["random_search"] = hmetanas.adapt_architecture(
+      sn, name, budget, val_tasks, np.random.default_rng([config.seed, 7]), ga=ga_cfg,
+      test_tasks=test_tasks, search="random")
+  sweep = []
+  for pop in config.ablations.pop_sizes:
+    for gens in config.ablations.generations:
+      ga = genetic.GAConfig(pop_size=pop, generations=gens,
+                            tournament_size=ga_cfg.tournament_size,
+                            mutation_prob=ga_cfg.mutation_prob)
+      t = time.time()
+      r = hmetanas.adapt_architecture(sn, name, budget, val_tasks,
+                                      np.random.default_rng([config.seed, 8]), ga=ga,
+                                      test_tasks=test_tasks)
+      sweep.append({"pop_size": pop, "generations": gens, "val_accuracy": r["val_accuracy"],
+                    "test_accuracy": r["test_accuracy"], "arch": r["arch"],
+                    "num_evaluations": r["num_evaluations"], "wall_time_sec": time.time() - t})
+  out["ga_sweep"] = sweep
+  return out

@@ -1,0 +1,139 @@
+"""Meta-training of the H-Meta-NAS supernet and of the fixed-architecture (manual) baselines.
+
+Both plug into the generic loop `metanas.train.train`. The supernet task samples one architecture
+per task on the host (uniform over genes, optionally the "sandwich" rule: task 0 gets the largest
+and task 1 the smallest network) and ships the decoded architecture inside the batch, so the jitted
+step is compiled once. A manual baseline is a plain network of one fixed shape trained with
+first-order MAML on the same episodes and step budget.
+"""
+
+import flax
+import jax
+import numpy as np
+import optax
+from ml_collections import config_dict
+
+from metanas import train
+from metanas.data import omniglot
+from metanas.meta import maml
+from metanas.nas import hmetanas
+from metanas.nas import search_space as ss
+from metanas.nas import supernet
+
+
+@flax.struct.dataclass
+class TrainState:
+  meta_params: dict  # {"model": params, "inner_lr": lrs}
+  opt_state: optax.OptState
+
+
+def settings_from(config: config_dict.ConfigDict) -> hmetanas.MamlSettings:
+  m = config.maml
+  return hmetanas.MamlSettings(m.num_inner_steps, m.inner_lr, m.first_order, m.learn_inner_lr)
+
+
+def space_from(config: config_dict.ConfigDict, num_classes: int, image_size: int,
+               in_channels: int) -> ss.SearchSpace:
+  s = config.space
+  return ss.SearchSpace(max_depth=s.max_depth, depth_choices=tuple(s.depth_choices),
+                        kernel_choices=tuple(s.kernel_choices), width_ratios=tuple(s.width_ratios),
+                        global_multipliers=tuple(s.global_multipliers), base_width=s.base_width,
+                        in_channels=in_channels, image_size=image_size, num_classes=num_classes)
+
+
+def sample_archs(space: ss.SearchSpace, rng: np.random.Generator, n: int,
+                 sandwich: bool) -> np.ndarray:
+  """Genes [n, num_genes] for one meta-batch: uniform, plus largest/smallest under the sandwich
+  rule (H-Meta-NAS Sec. 3.2)."""
+  genes = ss.random_genes(space, rng, n)
+  if sandwich and n >= 2:
+    genes[0], genes[1] = ss.largest(space), ss.smallest(space)
+  return genes
+
+
+def _optimizer(config):
+  chain = []
+  if config.optim.grad_clip > 0:
+    chain.append(optax.clip_by_global_norm(config.optim.grad_clip))
+  chain.append(optax.adam(config.optim.learning_rate))
+  return optax.chain(*chain)
+
+
+def episodes(sampler: omniglot.OmniglotSampler, rng: np.random.Generator, n: int,
+             spec: omniglot.EpisodeSpec) -> dict:
+  batch = sampler.sample(rng, n, spec)
+  batch.pop("classes")
+  return batch
+
+
+def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -> train.Task:
+  """The generic loop's Task for supernet meta-training (one architecture per task)."""
+  settings = settings_from(config)
+  optimizer = _optimizer(config)
+  impl = config.model.conv_impl
+
+  def init(rng):
+    params = supernet.init(space, rng)
+    mp = {"model": params,
+          "inner_lr": maml.init_inner_lrs(params, settings.num_inner_steps, settings.inner_lr)}
+    return TrainState(meta_params=mp, opt_state=optimizer.init(mp))
+
+  def step(state, batch, rng):
+    del rng
+    (value, metrics), grads = jax.value_and_grad(hmetanas.meta_loss, has_aux=True)(
+        state.meta_params, batch, settings, impl)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
+    metrics = dict(metrics, loss=value, grad_norm=optax.global_norm(grads))
+    return TrainState(optax.apply_updates(state.meta_params, updates), opt_state), metrics
+
+  def sample_batch(step_num):
+    rng = np.random.default_rng([config.train.seed, 1, step_num])
+    batch = episodes(sampler, rng, config.maml.meta_batch_size, spec)
+    genes = sample_archs(space, rng, config.maml.meta_batch_size, config.supernet.sandwich)
+    batch.update(ss.decode(space, genes))
+    return batch
+
+  return train.Task(init=init, step=step, sample_batch=sample_batch, evaluate=evaluate)
+
+
+def baseline_task(config, space: ss.SearchSpace, genes: np.ndarray, sampler, spec,
+                  evaluate=None) -> train.Task:
+  """Task for one fixed plain network (same episodes, optimiser and step budget as the supernet)."""
+  settings = settings_from(config)
+  optimizer = _optimizer(config)
+  impl = config.model.conv_impl
+  loss_fn = maml.cross_entropy_loss(lambda p, x: supernet.plain_apply(p, x, impl))
+
+  def init(rng):
+    params = supernet.plain_init(space, genes, rng)
+    mp = {"model": params,
+          "inner_lr": maml.init_inner_lrs(params, settings.num_inner_steps, settings.inner_lr)}
+    return TrainState(meta_params=mp, opt_state=optimizer.init(mp))
+
+  def step(state, batch, rng):
+    del rng
+    (value, metrics), grads = jax.value_and_grad(maml.meta_loss, has_aux=True)(
+        state.meta_params, batch, loss_fn, settings.num_inner_steps, settings.first_order,
+        settings.learn_inner_lr)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
+    metrics = dict(metrics, loss=value, grad_norm=optax.global_norm(grads))
+    return TrainState(optax.apply_updates(state.meta_params, updates), opt_state), metrics
+
+  def sample_batch(step_num):
+    rng = np.random.default_rng([config.train.seed, 1, step_num])
+    return episodes(sampler, rng, config.maml.meta_batch_size, spec)
+
+  return train.Task(init=init, step=step, sample_batch=sample_batch, evaluate=evaluate)
+
+
+def plain_accuracy(meta_params: dict, tasks: dict, num_steps: int, impl: str,
+                   chunk: int = 50) -> np.ndarray:
+  """Per-task query accuracy of a plain network after `num_steps` inner steps, [T]."""
+  loss_fn = maml.cross_entropy_loss(lambda p, x: supernet.plain_apply(p, x, impl))
+  fn = jax.jit(jax.vmap(lambda t: maml.task_loss(meta_params, t, loss_fn, num_steps)[1]))
+  T = tasks["support_x"].shape[0]
+  out = []
+  for s in range(0, T, chunk):
+    part = {k: v[s:s + chunk] for k, v in tasks.items() if k != "classes"}
+    out.append(np.asarray(fn(part)["accuracy"]))
+  return np.concatenate(out)

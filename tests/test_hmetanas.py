@@ -1,0 +1,234 @@
+"""H-Meta-NAS: supernet masking vs plain networks, latency tables, GA, adaptation API."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metanas.hardware import latency
+from metanas.meta import maml
+from metanas.nas import genetic
+from metanas.nas import hmetanas
+from metanas.nas import hmetanas_latency
+from metanas.nas import hmetanas_train
+from metanas.nas import search_space as ss
+from metanas.nas import supernet
+
+# Tiny space: 8x8 images, up to 3 blocks of <= 8 channels.
+SPACE = ss.SearchSpace(max_depth=3, depth_choices=(1, 2, 3), kernel_choices=(3, 5),
+                       width_ratios=(0.5, 1.0), global_multipliers=(0.5, 1.0), base_width=8,
+                       in_channels=2, image_size=8, num_classes=3)
+
+
+@pytest.fixture(scope="module")
+def params():
+  return supernet.init(SPACE, jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope="module")
+def x():
+  return jnp.asarray(np.random.default_rng(0).normal(size=(5, 8, 8, 2)), jnp.float32)
+
+
+def test_search_space_encoding():
+  table = SPACE.channel_table()
+  np.testing.assert_array_equal(table, [[2, 4], [4, 8]])
+  assert SPACE.spatial_sizes() == [8, 4, 2, 1]
+  archs = ss.enumerate_all(SPACE)
+  # Brute force: per depth d, 2 multipliers x (2 kernels x 2 ratios)^d.
+  assert len(archs) == sum(2 * 4 ** d for d in (1, 2, 3))
+  big = ss.largest(SPACE)
+  assert ss.layers(SPACE, big) == [(5, 2, 8, 8), (5, 8, 8, 4), (5, 8, 8, 2)]
+  assert ss.macs(SPACE, big) == 4 * 4 * 25 * 2 * 8 + 2 * 2 * 25 * 64 + 1 * 25 * 64 + 8 * 3
+  assert ss.num_params(SPACE, big) == (25 * 2 * 8 + 24) + 2 * (25 * 64 + 24) + 8 * 3 + 3
+  small = ss.smallest(SPACE)
+  assert ss.describe(SPACE, small) == "g0.5 d1 [k3c2]"
+  # Canonical form: genes of dropped layers do not matter.
+  g = big.copy()
+  g[1] = 0
+  g2 = g.copy()
+  g2[-1] = 0
+  np.testing.assert_array_equal(ss.canonical(SPACE, g), ss.canonical(SPACE, g2))
+
+
+def test_full_choice_equals_plain_network(params, x):
+  """Largest sub-network (masks all ones) == the plain network on the unsliced weights."""
+  arch = supernet.arch_arrays(SPACE, ss.largest(SPACE))
+  got = jax.jit(supernet.apply, static_argnums=3)(params, x, arch, "im2col")
+  want = jax.jit(supernet.plain_apply, static_argnums=2)(params, x, "lax")
+  chex.assert_trees_all_close(got, want, atol=1e-5)
+  chex.assert_shape(got, (5, 3))
+
+
+def test_masked_subnetworks_match_sliced_ones_one_compile(params, x):
+  """Every sampled sub-network, run through ONE compiled masked supernet, equals the explicitly
+  sliced plain network (centre-cropped kernels, sliced channels, fewer blocks)."""
+  fn = jax.jit(chex.assert_max_traces(
+      lambda p, x, a: supernet.apply(p, x, a, conv_impl="im2col"), n=1))
+  for genes in ss.random_genes(SPACE, np.random.default_rng(1), 12):
+    got = fn(params, x, supernet.arch_arrays(SPACE, genes))
+    want = supernet.plain_apply(supernet.slice_params(params, SPACE, genes), x, conv_impl="lax")
+    chex.assert_trees_all_close(got, want, atol=1e-5)
+
+
+def test_masked_gradients_are_the_sliced_network_gradients(params, x):
+  """Gradients of the masked supernet are zero outside the sub-network and equal the plain
+  network's gradients inside it (so MAML updates only the sub-network's slice)."""
+  genes = np.array([0, 1, 0, 1, 0, 1, 0, 0], np.int32)  # g0.5, depth 2, k3/k5, r1/r.5.
+  genes = ss.canonical(SPACE, genes)
+  y = jnp.array([0, 1, 2, 0, 1])
+  loss = maml.cross_entropy_loss(
+      lambda p, x: supernet.apply(p, x, supernet.arch_arrays(SPACE, genes)))
+  g_super = jax.jit(jax.grad(lambda p: loss(p, x, y)[0]))(params)
+  plain_loss = maml.cross_entropy_loss(lambda p, x: supernet.plain_apply(p, x, "lax"))
+  sliced = supernet.slice_params(params, SPACE, genes)
+  g_plain = jax.jit(jax.grad(lambda p: plain_loss(p, x, y)[0]))(sliced)
+  chex.assert_trees_all_close(supernet.slice_params(g_super, SPACE, genes), g_plain, atol=1e-5)
+  total = sum(float(jnp.sum(jnp.abs(l))) for l in jax.tree.leaves(g_super))
+  inside = sum(float(jnp.sum(jnp.abs(l)))
+               for l in jax.tree.leaves(supernet.slice_params(g_super, SPACE, genes)))
+  np.testing.assert_allclose(total, inside, rtol=1e-5)
+  assert np.all(np.asarray(g_super["blocks"][2]["kernel"]) == 0)  # Dropped block.
+
+
+def _tasks(rng, num_tasks, n_support=3, n_query=6):
+  return {"support_x": rng.normal(size=(num_tasks, n_support, 8, 8, 2)).astype(np.float32),
+          "support_y": rng.integers(0, 3, (num_tasks, n_support)).astype(np.int32),
+          "query_x": rng.normal(size=(num_tasks, n_query, 8, 8, 2)).astype(np.float32),
+          "query_y": rng.integers(0, 3, (num_tasks, n_query)).astype(np.int32)}
+
+
+@pytest.fixture(scope="module")
+def single_task_fn():
+  """One jitted (meta_params, task, arch) -> (loss, metrics) for the loop references."""
+  return jax.jit(lambda mp, t, a: maml.task_loss(mp, t, hmetanas.sub_loss_fn(a, "im2col"), 1,
+                                                 first_order=True))
+
+
+def test_meta_loss_per_task_archs_matches_python_loop(params, single_task_fn):
+  """vmapped meta-loss with one architecture per task == mean over a loop of single-task losses."""
+  rng = np.random.default_rng(2)
+  tasks = _tasks(rng, 3)
+  genes = ss.random_genes(SPACE, rng, 3)
+  batch = dict(tasks, **ss.decode(SPACE, genes))
+  settings = hmetanas.MamlSettings(num_inner_steps=1, inner_lr=0.3, first_order=True)
+  mp = {"model": params, "inner_lr": maml.init_inner_lrs(params, 1, 0.3)}
+  got, _ = jax.jit(hmetanas.meta_loss, static_argnums=(2, 3))(mp, batch, settings, "im2col")
+  want = [single_task_fn(mp, {k: v[t] for k, v in tasks.items()},
+                         supernet.arch_arrays(SPACE, genes[t]))[0] for t in range(3)]
+  np.testing.assert_allclose(float(got), float(np.mean(want)), rtol=1e-4)
+
+
+def test_population_accuracy_matches_per_arch_loop(params, single_task_fn):
+  rng = np.random.default_rng(3)
+  tasks = _tasks(rng, 3)
+  genes = ss.random_genes(SPACE, rng, 3)
+  mp = {"model": params, "inner_lr": maml.init_inner_lrs(params, 1, 0.3)}
+  acc = hmetanas.evaluate_genes(mp, SPACE, genes, tasks, 1, arch_chunk=2, task_chunk=2)
+  chex.assert_shape(acc, (3, 3))
+  for i, g in enumerate(genes):
+    for t in range(3):
+      want = single_task_fn(mp, {k: v[t] for k, v in tasks.items()},
+                            supernet.arch_arrays(SPACE, g))[1]["accuracy"]
+      np.testing.assert_allclose(acc[i, t], want, atol=1e-6)
+
+
+def test_sandwich_rule():
+  g = hmetanas_train.sample_archs(SPACE, np.random.default_rng(0), 4, sandwich=True)
+  np.testing.assert_array_equal(g[0], ss.largest(SPACE))
+  np.testing.assert_array_equal(g[1], ss.smallest(SPACE))
+
+
+def test_latency_table_round_trip_and_analytic_model(tmp_path):
+  device = latency.get_device("iot")
+  table = hmetanas_latency.analytic_table(SPACE, device)
+  assert set(table.entries) == {s["key"] for s in ss.all_layer_specs(SPACE)} | {"dispatch"}
+  path = str(tmp_path / "t.json")
+  table.save(path)
+  back = latency.LatencyTable.load(path)
+  assert back.device == device and back.entries == table.entries
+  big, small = ss.largest(SPACE), ss.smallest(SPACE)
+  # Compute-bound iot: the prediction is the sum of per-layer roofline times.
+  keys = ss.cost_keys(SPACE, big)
+  want = 0.0
+  for k, ci, co, size in ss.layers(SPACE, big):
+    f, b = latency.conv2d_cost(1, size, size, ci, co, k, stride=2)
+    b += 2 * 4 * (-(-size // 2)) ** 2 * co
+    want += latency.analytic_latency_ms(f, b, device)
+  f, b = latency.dense_cost(1, 8, 3)
+  want += latency.analytic_latency_ms(f, b + 4 * 1 * 8, device)
+  np.testing.assert_allclose(back.predict(keys), want, rtol=1e-9)
+  assert hmetanas_latency.predict(back, SPACE, big) > hmetanas_latency.predict(back, SPACE, small)
+
+
+def test_measured_table():
+  """Real measurement in a worker process on a 1-layer space (whole-network validation runs in
+  the experiment, experiments/hmetanas.md)."""
+  space = ss.SearchSpace(max_depth=1, depth_choices=(1,), kernel_choices=(3, 5),
+                         width_ratios=(1.0,), global_multipliers=(1.0,), base_width=4,
+                         in_channels=1, image_size=8, num_classes=2)
+  device = latency.get_device("cpu_1t_b1")
+  table = hmetanas_latency.measured_table(space, device, repeats=3)
+  assert table.metadata["source"].startswith("measured") and table.entries["dispatch"] > 0
+  assert set(table.entries) == {s["key"] for s in ss.all_layer_specs(space)} | {"dispatch"}
+  assert all(v >= 0 for v in table.entries.values())
+
+
+def _toy_problem(seed):
+  """Fitness with an interior optimum and an analytic latency cost on SPACE."""
+  w = np.random.default_rng(seed).normal(size=SPACE.num_genes)
+  fitness = lambda genes: np.array([float(np.sin(g @ w) + 0.01 * ss.macs(SPACE, g) ** 0.5)
+                                    for g in np.atleast_2d(genes)])
+  table = hmetanas_latency.analytic_table(SPACE, latency.get_device("iot"))
+  cost = lambda g: hmetanas_latency.predict(table, SPACE, g)
+  return fitness, cost
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ga_finds_brute_force_optimum_and_stays_feasible(seed):
+  fitness, cost = _toy_problem(seed)
+  archs = ss.enumerate_all(SPACE)
+  costs = np.array([cost(g) for g in archs])
+  budget = float(np.quantile(costs, 0.4))
+  feasible = archs[costs <= budget]
+  best = float(fitness(feasible).max())
+  res = genetic.evolve(SPACE, fitness, cost, budget, np.random.default_rng(seed),
+                       genetic.GAConfig(pop_size=16, generations=25, mutation_prob=0.2))
+  assert cost(res.genes) <= budget
+  assert all(cost(np.array(g)) <= budget for g in res.evaluated)  # Never scores infeasible ones.
+  np.testing.assert_allclose(res.fitness, best)
+  assert res.history == sorted(res.history)  # Elitist: best fitness never decreases.
+
+
+def test_ga_respects_restrictions():
+  fitness, cost = _toy_problem(0)
+  allowed = genetic.restrict(SPACE, global_multipliers=(1.0,), depth_choices=(3,))
+  res = genetic.evolve(SPACE, fitness, cost, 1e9, np.random.default_rng(0),
+                       genetic.GAConfig(pop_size=6, generations=3), allowed)
+  for g in res.evaluated:
+    assert SPACE.global_multipliers[g[0]] == 1.0 and SPACE.depth_choices[g[1]] == 3
+  rs = genetic.random_search(SPACE, fitness, cost, 1e9, np.random.default_rng(0), 10, allowed)
+  assert rs.num_evaluations == 10
+
+
+def test_adapt_architecture_api(params):
+  tables = {"iot": hmetanas_latency.analytic_table(SPACE, latency.get_device("iot"))}
+  mp = {"model": params, "inner_lr": maml.init_inner_lrs(params, 1, 0.3)}
+  sn = hmetanas.Supernet(mp, SPACE, tables, hmetanas.MamlSettings(1, 0.3))
+  rng = np.random.default_rng(4)
+  val, test = _tasks(rng, 4), _tasks(rng, 4)
+  floor = hmetanas_latency.predict(tables["iot"], SPACE, ss.smallest(SPACE))
+  with pytest.raises(ValueError, match=f"smallest achievable value in this search space is "
+                                       f"{floor:.4g}"):
+    hmetanas.adapt_architecture(sn, "iot", 0.5 * floor, val, rng)
+  with pytest.raises(ValueError, match="No latency table for device 'gpu_like'"):
+    hmetanas.adapt_architecture(sn, "gpu_like", 1.0, val, rng)
+  with pytest.raises(ValueError, match="Unknown device"):
+    hmetanas.adapt_architecture(sn, "toaster", 1.0, val, rng)
+  budget = 2 * floor
+  out = hmetanas.adapt_architecture(sn, "iot", budget, val, rng, test_tasks=test,
+                                    ga=genetic.GAConfig(pop_size=4, generations=2))
+  assert out["latency_ms"] <= budget
+  assert 0.0 <= out["test_accuracy"] <= 1.0 and 0.0 <= out["val_accuracy"] <= 1.0
+  assert out["macs"] == ss.macs(SPACE, np.array(out["genes"]))
