@@ -1,0 +1,250 @@
+"""HANT experiment: train a teacher, distil + score candidates, and sweep latency budgets on measured
+CPU settings against width-scaled teachers, greedy and random selections (arXiv 2107.10624, Sec. 4).
+
+`run(config, workdir)` writes results.json, metrics.jsonl, latency tables, `sweep.json` and plots
+(`acc_vs_latency_{device}.png`, `additive_model_{device}.png`) to the workdir.
+"""
+
+import json
+import os
+import pickle
+import time
+
+import jax
+import numpy as np
+
+from metanas import metric_writer
+from metanas.hant import accelerate as acc_lib
+from metanas.hant import data as data_lib
+from metanas.hant import latency_tables
+from metanas.hant import network
+from metanas.hant import solver
+from metanas.hant import training
+from metanas.hardware import latency as hw
+
+
+def make_arch(cfg, width_mult: float = 1.0) -> network.Arch:
+  if cfg.name == "cnn":
+    return network.cnn_arch(tuple(cfg.widths), tuple(cfg.depths), cfg.image_hw, cfg.image_c,
+                            cfg.num_classes, width_mult)
+  if cfg.name.startswith("efficientnet_"):
+    return network.efficientnet_arch(cfg.name.split("_")[1], cfg.num_classes, cfg.image_hw or None,
+                                     cfg.width_mult * width_mult, cfg.num_stages)
+  raise ValueError(f"Unknown model {cfg.name!r}; use 'cnn' or 'efficientnet_b0'..'efficientnet_b4'.")
+
+
+def _log(msg):
+  print(f"[hant {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _train_net(config, arch, data, rng, writer=None, prefix=""):
+  params = network.init(arch, arch.teacher_ops, rng)
+  t = config.teacher
+  log = (lambda s, m: writer.write(s, m, prefix=prefix)) if writer else None
+  params, _ = training.train(arch, arch.teacher_ops, params, data["x_train"], data["y_train"],
+                             t.steps, t.batch_size, t.learning_rate, jax.random.fold_in(rng, 1),
+                             log=log)
+  return params
+
+
+def solver_benchmark(cfg, seed: int) -> dict:
+  """Solve times of random L x C instances at several budgets (the paper's 50 x 197 scale)."""
+  rng = np.random.default_rng(seed)
+  times, statuses = [], []
+  for _ in range(cfg.num_instances):
+    s, t = solver.random_instance(cfg.num_layers, cfg.num_candidates, rng)
+    lo, hi = sum(x.min() for x in t), sum(x.max() for x in t)
+    for frac in cfg.budget_fracs:
+      sol = solver.solve(s, t, lo + frac * (hi - lo), time_limit_s=cfg.time_limit_s)
+      times.append(sol.solve_time_s)
+      statuses.append(sol.status)
+  return {"layers": cfg.num_layers, "candidates": cfg.num_candidates, "max_s": float(max(times)),
+          "mean_s": float(np.mean(times)), "n": len(times),
+          "optimal_fraction": float(np.mean([s == "OPTIMAL" for s in statuses]))}
+
+
+def run(config, workdir: str) -> dict:
+  os.makedirs(workdir, exist_ok=True)
+  writer = metric_writer.MetricWriter(workdir)
+  rng = jax.random.key(config.seed)
+  t0 = time.time()
+  arch = make_arch(config.model)
+  data = data_lib.load(config.data, config.data_dir, arch.image_hw, arch.image_c)
+  _log(f"data: train {data['x_train'].shape}, val {data['x_val'].shape}, test {data['x_test'].shape}")
+  results: dict = {"num_layers": len(arch.layers)}
+
+  # 0. Solver benchmark at the paper's scale.
+  if config.solver_benchmark.num_instances:
+    results["solver_benchmark"] = solver_benchmark(config.solver_benchmark, config.seed)
+    _log(f"solver benchmark {results['solver_benchmark']}")
+
+  # 1. Teacher (cached in the workdir so a rerun with other budgets skips training).
+  teacher_path = os.path.join(workdir, "teacher.pkl")
+  if os.path.exists(teacher_path):
+    with open(teacher_path, "rb") as f:
+      t_params = pickle.load(f)
+  else:
+    t_params = _train_net(config, arch, data, jax.random.fold_in(rng, 0), writer, "teacher/")
+    with open(teacher_path, "wb") as f:
+      pickle.dump(jax.device_get(t_params), f)
+  teacher = acc_lib.Teacher(arch, t_params)
+  t_eval = training.evaluate(arch, arch.teacher_ops, t_params, data["x_test"], data["y_test"])
+  results["teacher_test_acc"] = t_eval["acc"]
+  results["teacher_time_s"] = time.time() - t0
+  _log(f"teacher test acc {t_eval['acc']:.4f} ({results['teacher_time_s']:.0f} s)")
+
+  # 2. Distil and score every candidate of every layer.
+  t1 = time.time()
+  names = list(config.candidates) if config.candidates else None
+  cands = acc_lib.prepare_candidates(teacher, data, names, config.distill,
+                                     jax.random.fold_in(rng, 2), log=_log)
+  sc = cands.scores
+  results["candidates_per_layer"] = [len(n) for n in sc["names"]]
+  results["distill_time_s"] = time.time() - t1
+  results["distill_loss_first_last"] = {k: [v[0], v[-1]] for k, v in cands.history.items()}
+  results["val_teacher_loss"] = sc["teacher_loss"]
+  per_layer = []
+  for i, (ns, ls, accs, mses) in enumerate(zip(sc["names"], sc["loss"], sc["acc"], sc["mse"])):
+    per_layer.append({n: {"val_loss": float(l), "val_acc": float(a), "rel_mse": float(m)}
+                      for n, l, a, m in zip(ns, ls, accs, mses)})
+  latency_tables.save_json(os.path.join(workdir, "scores.json"), per_layer)
+  _log(f"distilled + scored {sum(results['candidates_per_layer'])} candidates in "
+       f"{results['distill_time_s']:.0f} s")
+
+  # 3. Latency tables and the additive model check.
+  tables = {}
+  for dev in config.devices:
+    path = os.path.join(workdir, f"latency_{dev}.json")
+    if os.path.exists(path):
+      tables[dev] = hw.LatencyTable.load(path)
+    else:
+      tables[dev] = latency_tables.build_table(arch, dict(enumerate(sc["names"])), dev,
+                                               repeats=config.latency.repeats)
+      tables[dev].save(path)
+  nprng = np.random.default_rng(config.seed)
+  rand_nets = {"teacher": arch.teacher_ops}
+  for k in range(config.latency.num_random_nets):
+    rand_nets[f"rand{k}"] = tuple(ns[nprng.integers(len(ns))] for ns in sc["names"])
+
+  # 4. Per device: budget sweep (IP, greedy, random; each distinct student fine-tuned once), then
+  # one timing of every network (students, random nets) for the additive-model check.
+  finetuned: dict = {}
+  sweep, fits = [], {}
+  for dev in config.devices:
+    table = tables[dev]
+    t_pred = table.predict(latency_tables.network_keys(arch, arch.teacher_ops))
+    results[f"{dev}/teacher_predicted_ms"] = t_pred
+    results[f"{dev}/fastest_ms"] = acc_lib.fastest_latency(arch, cands, table)
+    for frac in config.budget_fracs:
+      budget = frac * t_pred
+      for method in config.methods:
+        row = {"device": dev, "frac": frac, "budget_ms": budget, "method": method}
+        try:
+          ops, sol = acc_lib.select(arch, cands, table, budget, method=method,
+                                    rng=np.random.default_rng(config.seed), num_random=20,
+                                    time_limit_s=config.solver_time_limit_s)
+        except solver.InfeasibleBudgetError as e:
+          row["infeasible"] = str(e)
+          sweep.append(row)
+          continue
+        if ops not in finetuned:
+          finetuned[ops] = _finetune(config, teacher, cands, ops, data, rng)
+        row.update(ops=list(ops), predicted_ms=table.predict(latency_tables.network_keys(arch, ops)),
+                   solve_time_s=sol.solve_time_s, score=sol.score, **finetuned[ops])
+        sweep.append(row)
+        latency_tables.save_json(os.path.join(workdir, "sweep_partial.json"), sweep)
+        _log(f"{dev} {frac:.2f} {method}: pred {row['predicted_ms']:.3f} ms, acc "
+             f"{row['acc_before']:.4f} -> {row['test_acc']:.4f}")
+    nets = dict(rand_nets)
+    nets.update({"|".join(r["ops"]): tuple(r["ops"]) for r in sweep
+                 if r["device"] == dev and "ops" in r})
+    measured = latency_tables.measure_networks(arch, nets, dev, repeats=config.latency.repeats)
+    pred = {k: table.predict(latency_tables.network_keys(arch, v)) for k, v in nets.items()}
+    keys = sorted(nets)
+    fits[dev] = latency_tables.additive_fit([pred[k] for k in keys], [measured[k] for k in keys])
+    fits[dev]["points"] = [(pred[k], measured[k]) for k in keys]
+    results[f"{dev}/teacher_measured_ms"] = measured["teacher"]
+    for r in sweep:
+      if r["device"] == dev and "ops" in r:
+        r["measured_ms"] = measured["|".join(r["ops"])]
+        r["speedup"] = measured["teacher"] / r["measured_ms"]
+    results[f"{dev}/additive"] = {k: v for k, v in fits[dev].items() if k != "points"}
+    _log(f"{dev}: additive model {results[f'{dev}/additive']}")
+    latency_tables.save_json(os.path.join(workdir, "sweep_partial.json"), sweep)
+    latency_tables.save_json(os.path.join(workdir, "results_partial.json"), results)
+
+  # 5. Width-scaled teachers (trained with the teacher's recipe), timed on every device.
+  for w in config.width_mults:
+    arch_w = make_arch(config.model, w)
+    p_w = _train_net(config, arch_w, data, jax.random.fold_in(rng, int(1000 * w)))
+    acc_w = training.evaluate(arch_w, arch_w.teacher_ops, p_w, data["x_test"], data["y_test"])["acc"]
+    _log(f"width x{w}: acc {acc_w:.4f}")
+    for dev in config.devices:
+      ms = latency_tables.measure_networks(arch_w, {"w": arch_w.teacher_ops}, dev,
+                                           repeats=config.latency.repeats)["w"]
+      sweep.append({"device": dev, "method": "width", "width_mult": w, "measured_ms": ms,
+                    "speedup": results[f"{dev}/teacher_measured_ms"] / ms, "test_acc": acc_w})
+
+  feasible = [r for r in sweep if "solve_time_s" in r and r["method"] == "ip"]
+  if feasible:
+    results["max_ip_solve_time_s"] = max(r["solve_time_s"] for r in feasible)
+  results["total_time_s"] = time.time() - t0
+  latency_tables.save_json(os.path.join(workdir, "sweep.json"), sweep)
+  latency_tables.save_json(os.path.join(workdir, "additive_fit.json"), fits)
+  _plots(workdir, sweep, fits, results, config.devices)
+  writer.write(0, {k: v for k, v in results.items() if isinstance(v, (int, float))})
+  writer.close()
+  metric_writer.write_results(workdir, results)
+  return results
+
+
+def _finetune(config, teacher, cands, ops, data, rng) -> dict:
+  from metanas.hant import distill  # pylint: disable=g-import-not-at-top
+  arch = teacher.arch
+  params = distill.student_params(cands.bank, ops, teacher.params)
+  before = training.evaluate(arch, ops, params, data["x_test"], data["y_test"])["acc"]
+  f = config.finetune
+  if ops != arch.teacher_ops and f.steps > 0:
+    params, _ = training.train(arch, ops, params, data["x_train"], data["y_train"], f.steps,
+                               f.batch_size, f.learning_rate, jax.random.fold_in(rng, 3),
+                               teacher=(arch, arch.teacher_ops, teacher.params), alpha=f.alpha,
+                               temperature=f.temperature)
+  after = training.evaluate(arch, ops, params, data["x_test"], data["y_test"])["acc"]
+  return {"acc_before": before, "test_acc": after}
+
+
+def _plots(workdir, sweep, fits, results, devices):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  styles = {"ip": ("o-", "integer program"), "greedy": ("s--", "greedy"),
+            "random": ("^:", "best of 20 random"), "width": ("D-.", "width-scaled teacher")}
+  for dev in devices:
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for m, (st, label) in styles.items():
+      rows = sorted([r for r in sweep if r["device"] == dev and r["method"] == m
+                     and "measured_ms" in r], key=lambda r: r["measured_ms"])
+      if rows:
+        ax.plot([r["measured_ms"] for r in rows], [100 * r["test_acc"] for r in rows], st,
+                label=label)
+    t_ms = results.get(f"{dev}/teacher_measured_ms")
+    if t_ms:
+      ax.plot([t_ms], [100 * results["teacher_test_acc"]], "k*", ms=12, label="teacher")
+    ax.set_xlabel(f"measured latency on {dev} (ms)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, f"acc_vs_latency_{dev}.png"), dpi=120)
+    plt.close(fig)
+    pts = np.array(fits[dev]["points"])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(pts[:, 0], pts[:, 1], "o")
+    lim = [0, 1.05 * pts.max()]
+    ax.plot(lim, lim, "k--", lw=1)
+    ax.set_xlabel("predicted (sum of table) ms")
+    ax.set_ylabel("measured ms")
+    ax.set_title(f"{dev}: MAPE {100 * fits[dev]['mape']:.1f}%")
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, f"additive_model_{dev}.png"), dpi=120)
+    plt.close(fig)

@@ -1,0 +1,234 @@
+"""HANT: candidate ops, layer-wise distillation, the integer program, latency tables, accelerate()."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from ml_collections import config_dict
+
+from metanas.hant import accelerate as acc_lib
+from metanas.hant import distill
+from metanas.hant import latency_tables
+from metanas.hant import network
+from metanas.hant import ops as ops_lib
+from metanas.hant import solver
+from metanas.hardware import latency as hw
+
+NAMES = ("conv_k3", "conv_k1", "dws_k3_d1", "skip")
+
+
+def test_registry_is_large_and_shapes_match():
+  assert len(ops_lib.REGISTRY) >= 50
+  x = jnp.ones((2, 6, 6, 8))
+  for name in ops_lib.REGISTRY:
+    for c_out, stride in ((8, 1), (16, 2)):
+      op = ops_lib.make_op(name, 8, c_out, stride)
+      if op is None:
+        assert name == "skip" and stride == 2
+        continue
+      y = jax.eval_shape(lambda x, op=op: ops_lib.apply(op, ops_lib.init(op, jax.random.key(0)),
+                                                        x), x)
+      assert y.shape == (2, 6 // stride, 6 // stride, c_out), name
+  with pytest.raises(ValueError, match="Unknown candidate op"):
+    ops_lib.make_op("conv_k99", 8, 8, 1)
+
+
+@pytest.mark.parametrize("groups,dilation,stride,c_out", [(1, 1, 2, 6), (2, 1, 1, 6), (4, 2, 1, 8),
+                                                          (4, 1, 2, 8), (4, 1, 1, 12)])
+def test_taps_conv_matches_lax(groups, dilation, stride, c_out):
+  """Grouped / depthwise (groups == c_in) / dilated convs: the CPU lowering equals XLA's conv."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 7, 7, 4)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 4 // groups, c_out)), jnp.float32)
+  ref = lax.conv_general_dilated(x, k, (stride, stride), "SAME", rhs_dilation=(dilation,) * 2,
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                 feature_group_count=groups)
+  got = ops_lib._group_conv(x, k, stride, groups, dilation, "taps")  # pylint: disable=protected-access
+  np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_cost_counts_macs_of_a_plain_conv():
+  op = ops_lib.make_op("conv_k3", 8, 16, 2)
+  c = ops_lib.cost(op, 10, 10)
+  assert c["flops"] == 2 * 5 * 5 * 16 * 8 * 9 and c["params"] == 9 * 8 * 16 + 16
+
+
+def _brute(scores, lats, budget):
+  best = max((sum(s[c] for s, c in zip(scores, ch)), ch)
+             for ch in itertools.product(*[range(len(s)) for s in scores])
+             if sum(t[c] for t, c in zip(lats, ch)) <= budget)
+  return best
+
+
+def test_ip_matches_brute_force_on_random_5x4_instances():
+  rng = np.random.default_rng(1)
+  for _ in range(10):
+    scores, lats = solver.random_instance(5, 4, rng)
+    lo, hi = sum(t.min() for t in lats), sum(t.max() for t in lats)
+    budget = rng.uniform(lo, hi)
+    sol = solver.solve(scores, lats, budget, latency_resolution_ms=1e-7)
+    best_score, best_choice = _brute(scores, lats, budget)
+    assert sol.status == "OPTIMAL"
+    np.testing.assert_allclose(sol.score, best_score, rtol=1e-6)
+    np.testing.assert_array_equal(sol.choice, best_choice)
+    assert sol.latency <= budget + 1e-6
+    bf = solver.brute_force(scores, lats, budget)
+    np.testing.assert_allclose(bf.score, best_score)
+    # Baselines are feasible and never beat the optimum.
+    g = solver.greedy(scores, lats, budget)
+    assert g.latency <= budget + 1e-9 and g.score <= sol.score + 1e-9
+    for r in solver.random_feasible(scores, lats, budget, 5, rng):
+      assert r.latency <= budget + 1e-9 and r.score <= sol.score + 1e-9
+
+
+def test_ip_with_params_budget_matches_brute_force():
+  rng = np.random.default_rng(2)
+  scores, lats = solver.random_instance(4, 4, rng)
+  params = [rng.uniform(1, 10, 4) for _ in range(4)]
+  budget, p_budget = 0.6 * sum(t.max() for t in lats), 0.6 * sum(p.max() for p in params)
+  sol = solver.solve(scores, lats, budget, extra=[(params, p_budget)], latency_resolution_ms=1e-7)
+  best = max(sum(s[c] for s, c in zip(scores, ch))
+             for ch in itertools.product(range(4), repeat=4)
+             if sum(t[c] for t, c in zip(lats, ch)) <= budget
+             and sum(p[c] for p, c in zip(params, ch)) <= p_budget)
+  np.testing.assert_allclose(sol.score, best, rtol=1e-6)
+
+
+def test_infeasible_budget_names_fastest_latency():
+  scores, lats = [np.zeros(2), np.zeros(2)], [np.array([1.0, 2.0]), np.array([0.5, 3.0])]
+  with pytest.raises(ValueError, match=r"fastest achievable .* 1\.5000 ms"):
+    solver.solve(scores, lats, 1.2)
+
+
+def test_solver_50x197_in_seconds():
+  scores, lats = solver.random_instance(50, 197, np.random.default_rng(3))
+  budget = 0.5 * (sum(t.min() for t in lats) + sum(t.max() for t in lats))
+  sol = solver.solve(scores, lats, budget, time_limit_s=20.0)
+  assert sol.solve_time_s < 20.0 and sol.latency <= budget + 50e-3
+  assert sol.score >= solver.greedy(scores, lats, budget).score - 1e-6
+
+
+def test_latency_table_save_load(tmp_path):
+  table = hw.LatencyTable(hw.get_device("cpu_1t_b1"), {"stem_head": 0.1, "conv_k3@a": 0.25},
+                          {"overhead_ms": 0.01})
+  table.save(str(tmp_path / "t.json"))
+  back = hw.LatencyTable.load(str(tmp_path / "t.json"))
+  assert back.entries == table.entries and back.device == table.device
+  assert back.predict(["stem_head", "conv_k3@a"]) == pytest.approx(0.35)
+  with pytest.raises(KeyError, match="not in the latency table"):
+    back.predict(["nope"])
+
+
+# ----- A tiny teacher, shared by the distillation / accelerate tests ------------------------------
+
+@pytest.fixture(scope="module")
+def tiny():
+  arch = network.cnn_arch(widths=(4, 8), depths=(3, 2), image_hw=8)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(96, 8, 8, 1)).astype(np.float32)
+  y = rng.integers(0, 10, 96).astype(np.int32)
+  params = network.init(arch, arch.teacher_ops, jax.random.key(0))
+  teacher = acc_lib.Teacher(arch, params)
+  data = {"x_train": x[:64], "y_train": y[:64], "x_val": x[64:], "y_val": y[64:],
+          "x_test": x[64:], "y_test": y[64:]}
+  cfg = config_dict.ConfigDict(dict(num_images=64, num_val=32, steps=40, batch_size=32,
+                                    learning_rate=1e-2))
+  acts = distill.layer_io(arch, params, x[:64])
+  bank0 = distill.init_bank(arch, NAMES, params, jax.random.key(1))
+  cands = acc_lib.prepare_candidates(teacher, data, NAMES, cfg, jax.random.key(2))
+  return dict(arch=arch, teacher=teacher, data=data, acts=acts, bank0=bank0, cands=cands)
+
+
+def test_layered_network_runs_teacher_ops(tiny):
+  arch, params = tiny["arch"], tiny["teacher"].params
+  assert len(arch.layers) == 4
+  logits = network.apply(arch, arch.teacher_ops, params, jnp.asarray(tiny["data"]["x_val"]))
+  chex_shape = logits.shape
+  assert chex_shape == (32, 10)
+  acts = network.activations(arch, arch.teacher_ops, params, jnp.asarray(tiny["data"]["x_val"]))
+  np.testing.assert_allclose(network.head_apply(arch, params, acts[-1]), logits, rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_distillation_reduces_mse_and_teacher_op_is_exact(tiny):
+  arch, acts = tiny["arch"], tiny["acts"]
+  for g0, g1 in zip(tiny["bank0"], tiny["cands"].bank):
+    x = np.stack([acts[i] for i in g0.layers])
+    y = np.stack([acts[i + 1] for i in g0.layers])
+    before, after = distill.group_mse(g0, x, y), distill.group_mse(g1, x, y)
+    for c, op in enumerate(g0.ops):
+      if op.name == "conv_k3":  # The teacher's own op starts (and stays) at the teacher's weights.
+        np.testing.assert_allclose(after[c], 0.0, atol=1e-10)
+      elif op.name != "skip":   # No parameters to train. (A 1x1 conv barely improves on a random
+        # 3x3 teacher of noise images, so only a strict decrease is required.)
+        assert np.all(after[c] < before[c]), (op.name, before[c], after[c])
+  del arch
+
+
+def test_vmapped_group_equals_per_layer_loop(tiny):
+  group = max(tiny["cands"].bank, key=lambda g: len(g.layers))
+  assert len(group.layers) >= 2
+  acts = tiny["acts"]
+  x = jnp.asarray(np.stack([acts[i] for i in group.layers]))
+  outs = distill._group_outputs(group.ops, group.params, x, "lax")  # pylint: disable=protected-access
+  for c, op in enumerate(group.ops):
+    for j in range(len(group.layers)):
+      p = jax.tree.map(lambda a, j=j: a[j], group.params[c])
+      np.testing.assert_allclose(outs[c][j], ops_lib.apply(op, p, x[j]), rtol=1e-5, atol=1e-5)
+
+
+def _table(arch, cands):
+  """A synthetic table: latency proportional to FLOPs (exercises accelerate without timing)."""
+  entries = {"stem_head": 0.05}
+  for names, layer in zip(cands.scores["names"], arch.layers):
+    for n in names:
+      op = ops_lib.make_op(n, layer.c_in, layer.c_out, layer.stride)
+      entries[latency_tables.layer_key(n, layer)] = 0.01 + ops_lib.cost(op, layer.h, layer.w)[
+          "flops"] * 1e-6
+  return hw.LatencyTable(hw.get_device("cpu_1t_b1"), entries)
+
+
+def test_accelerate_at_teacher_budget_returns_teacher_and_infeasible_errors(tiny):
+  """A trained teacher's own op is the best-scoring candidate of each layer (swapping it raises the
+  val loss); the tiny teacher here is untrained, so its scores are set to make that hold."""
+  arch, cands = tiny["arch"], tiny["cands"]
+  sc = dict(cands.scores)
+  sc["loss"] = [np.where(np.array(n) == "conv_k3", sc["teacher_loss"],
+                         np.maximum(l, sc["teacher_loss"] + 1e-3)) for n, l in zip(sc["names"],
+                                                                                   sc["loss"])]
+  cands = acc_lib.Candidates(cands.bank, sc, cands.history)
+  table = _table(arch, cands)
+  t_ms = table.predict(latency_tables.network_keys(arch, arch.teacher_ops))
+  ft = config_dict.ConfigDict(dict(steps=0, batch_size=16, learning_rate=1e-3, alpha=0.5,
+                                   temperature=1.0))
+  out = acc_lib.accelerate(tiny["teacher"], tiny["data"], table, t_ms, cands, ft,
+                           jax.random.key(0), measure=False)
+  assert out["ops"] == arch.teacher_ops
+  assert out["predicted_ms"] == pytest.approx(t_ms)
+  fastest = acc_lib.fastest_latency(arch, cands, table)
+  low = acc_lib.accelerate(tiny["teacher"], tiny["data"], table, 0.5 * (fastest + t_ms), cands, ft,
+                           jax.random.key(0), measure=False)
+  assert low["predicted_ms"] <= 0.5 * (fastest + t_ms) + 1e-2 and low["ops"] != arch.teacher_ops
+  with pytest.raises(ValueError, match=f"fastest achievable network takes {fastest:.4f} ms"):
+    acc_lib.accelerate(tiny["teacher"], tiny["data"], table, 0.9 * fastest, cands, ft,
+                       jax.random.key(0), measure=False)
+
+
+def test_scores_of_teacher_op_equal_teacher(tiny):
+  sc = tiny["cands"].scores
+  for names, loss in zip(sc["names"], sc["loss"]):
+    np.testing.assert_allclose(loss[names.index("conv_k3")], sc["teacher_loss"], rtol=1e-5)
+
+
+def test_measured_table_and_additive_model(tiny):
+  """Real timings in a worker process (one layer signature, 2 ops) and a whole-network check."""
+  arch = tiny["arch"]
+  table = latency_tables.build_table(arch, {0: ["conv_k3", "skip"], 1: ["conv_k3"], 3: ["conv_k3"],
+                                            2: ["conv_k3"]}, "cpu_all_b25", repeats=3)
+  assert table.metadata["overhead_ms"] > 0
+  assert set(table.entries) >= {"stem_head", latency_tables.layer_key("skip", arch.layers[0])}
+  fit = latency_tables.additive_fit([1.0, 2.0, 3.0], [1.1, 1.9, 3.3])
+  assert 0 < fit["mape"] < 0.1 and fit["pearson_r"] > 0.9
