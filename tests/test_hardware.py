@@ -60,5 +60,11 @@ def test_measured_worker_runs_under_thread_settings():
                                       warmup=1, repeats=3, timeout_s=120)
   assert set(out) == {"dense_256x256", "dense_8x8"}
   assert all(v > 0 for v in out.values())
+  mins = latency.measure_in_subprocess("metanas.hardware.latency:dense_builder", specs, dev,
+                                       warmup=1, repeats=4, reduce="min", rounds=2, timeout_s=120)
+  assert set(mins) == set(out) and all(v > 0 for v in mins.values())
+  with pytest.raises(ValueError, match="reduce must be 'median' or 'min'"):
+    latency.measure_in_subprocess("metanas.hardware.latency:dense_builder", specs, dev,
+                                  reduce="mean")
   with pytest.raises(RuntimeError, match="worker for device 'cpu_1t_b1' failed"):
     latency.measure_in_subprocess("metanas.no_such_module:f", specs, dev, timeout_s=120)

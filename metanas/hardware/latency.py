@@ -215,8 +215,14 @@ def _worker_env(device: Device) -> dict[str, str]:
 
 def measure_in_subprocess(builder: str, specs: list[dict], device: Device,
                           warmup: int = 2, repeats: int = 10,
-                          timeout_s: float | None = None) -> dict[str, float]:
+                          timeout_s: float | None = None, reduce: str = "median",
+                          rounds: int = 1) -> dict[str, float]:
   """Measures every spec on a measured device in a fresh worker process.
+
+  The worker compiles every spec first, then times them in `rounds` interleaved passes of
+  `repeats // rounds` calls each, so a burst of contention from other processes hits one pass of
+  every layer rather than every call of one layer; `reduce="min"` then keeps the least-disturbed
+  call (robust on a shared machine), `"median"` the typical one.
 
   Args:
     builder: "package.module:function"; `function(spec, batch_size) -> (key, jitted_fn, args)`.
@@ -224,17 +230,21 @@ def measure_in_subprocess(builder: str, specs: list[dict], device: Device,
     device: a measured `Device` (its threads and batch size are applied in the worker).
     warmup, repeats: see `measure_ms`.
     timeout_s: kill the worker after this long.
+    reduce: "median" or "min" over all timed calls of a spec.
+    rounds: number of interleaved passes.
 
   Returns:
-    {key: median latency in ms}; duplicate keys are measured once.
+    {key: latency in ms}; duplicate keys are measured once.
   """
+  if reduce not in ("median", "min"):
+    raise ValueError(f"reduce must be 'median' or 'min', got {reduce!r}.")
   if device.kind != "measured":
     raise ValueError(f"Device {device.name!r} is analytic; use LatencyTable.from_costs.")
   with tempfile.TemporaryDirectory() as tmp:
     spec_path, out_path = os.path.join(tmp, "specs.json"), os.path.join(tmp, "out.json")
     with open(spec_path, "w") as f:
       json.dump({"builder": builder, "specs": specs, "batch_size": device.batch_size,
-                 "warmup": warmup, "repeats": repeats}, f)
+                 "warmup": warmup, "repeats": repeats, "reduce": reduce, "rounds": rounds}, f)
     proc = subprocess.run([sys.executable, "-m", "metanas.hardware.latency", spec_path, out_path],
                           env=_worker_env(device), capture_output=True, text=True,
                           timeout=timeout_s, check=False)
@@ -254,11 +264,25 @@ def _worker_main(spec_path: str, out_path: str) -> None:
     job = json.load(f)
   module_name, fn_name = job["builder"].split(":")
   build = getattr(importlib.import_module(module_name), fn_name)
-  out: dict[str, float] = {}
+  import jax  # pylint: disable=g-import-not-at-top
+  compiled: dict[str, tuple] = {}
   for spec in job["specs"]:
     key, fn, args = build(spec, job["batch_size"])
-    if key not in out:
-      out[key] = measure_ms(fn, *args, warmup=job["warmup"], repeats=job["repeats"])
+    if key not in compiled:
+      for _ in range(max(job["warmup"], 1)):  # Compile and warm every spec before timing any.
+        jax.block_until_ready(fn(*args))
+      compiled[key] = (fn, args)
+  rounds = max(1, min(job.get("rounds", 1), job["repeats"]))
+  per_round = max(1, job["repeats"] // rounds)
+  times: dict[str, list[float]] = {k: [] for k in compiled}
+  for _ in range(rounds):
+    for key, (fn, args) in compiled.items():
+      for _ in range(per_round):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times[key].append(1e3 * (time.perf_counter() - start))
+  reduce = job.get("reduce", "median")
+  out = {k: (min(v) if reduce == "min" else sorted(v)[len(v) // 2]) for k, v in times.items()}
   with open(out_path, "w") as f:
     json.dump(out, f)
 

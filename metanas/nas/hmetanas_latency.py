@@ -8,23 +8,18 @@ so the measured cost of an empty jitted call is subtracted from every layer and 
 network (the "dispatch" key). Analytic devices (roofline, `latency.analytic_latency_ms`) model
 their per-layer overhead in the entries and have dispatch = 0.
 
-Timing uses the MINIMUM over repeats, taken in several interleaved passes over all layers, rather
-than `latency.measure_ms`'s median of consecutive calls: on a shared, oversubscribed CPU a
-microsecond-scale layer is often pre-empted and the median can be off by 100x, whereas the minimum
-over passes spread in time approaches the uncontended cost. `measure_min_in_subprocess` is otherwise the same
-worker protocol as `latency.measure_in_subprocess` (same builders, same thread pinning).
+Timing uses the MINIMUM over repeats, taken in several interleaved passes over all layers
+(`latency.measure_in_subprocess(..., reduce="min", rounds=ROUNDS)`), rather than a median of
+consecutive calls: on a shared, oversubscribed CPU a microsecond-scale layer is often pre-empted and
+the median can be off by 100x, whereas the minimum over passes spread in time approaches the
+uncontended cost.
 
 Latencies are for deployment, so the measured functions use XLA's native convolution ("lax") and
 the plain (sliced) network, not the masked supernet.
 """
 
 import concurrent.futures
-import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +31,7 @@ from metanas.nas import search_space as ss
 from metanas.nas import supernet
 
 DISPATCH_KEY = ss.DISPATCH_KEY
-ROUNDS = 5  # Interleaved timing passes over all layers (see `_worker_main`).
+ROUNDS = 5  # Interleaved timing passes over all layers.
 
 
 def _block(x, kernel, bias, scale, shift):
@@ -122,63 +117,12 @@ def measured_table(space: ss.SearchSpace, device: latency.Device, repeats: int =
 def measure_min_in_subprocess(builder: str, specs: list[dict], device: latency.Device,
                               warmup: int = 2, repeats: int = 20,
                               timeout_s: float | None = None) -> dict[str, float]:
-  """{key: minimum wall ms over `repeats` calls} of every spec, in a worker process pinned to the
-  device's thread setting (see `latency.measure_in_subprocess` for the builder protocol)."""
+  """{key: minimum wall ms over `repeats` calls in ROUNDS interleaved passes} of every spec, in a
+  worker process pinned to the device's thread setting (`latency.measure_in_subprocess`)."""
   if device.kind != "measured":
     raise ValueError(f"Device {device.name!r} is analytic; use analytic_table.")
-  with tempfile.TemporaryDirectory() as tmp:
-    spec_path, out_path = os.path.join(tmp, "specs.json"), os.path.join(tmp, "out.json")
-    with open(spec_path, "w") as f:
-      json.dump({"builder": builder, "specs": specs, "batch_size": device.batch_size,
-                 "warmup": warmup, "repeats": repeats}, f)
-    proc = subprocess.run([sys.executable, "-m", "metanas.nas.hmetanas_latency", spec_path,
-                           out_path], env=latency._worker_env(device),  # pylint: disable=protected-access
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
-    if proc.returncode != 0:
-      raise RuntimeError(f"Latency worker for device {device.name!r} failed "
-                         f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    with open(out_path) as f:
-      return {k: float(v) for k, v in json.load(f).items()}
-
-
-def min_ms(fn, *args, warmup: int = 2, repeats: int = 20) -> float:
-  """Minimum wall-clock ms of `fn(*args)` over `repeats` calls after `warmup` untimed ones."""
-  for _ in range(max(warmup, 1)):
-    jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - start)
-  return 1e3 * best
-
-
-def _worker_main(spec_path: str, out_path: str) -> None:
-  """Compiles every spec first, then times them in `rounds` interleaved passes of `repeats // rounds`
-  calls each and keeps the minimum: a burst of contention then hits one pass of every layer rather
-  than every call of one layer."""
-  threads = int(os.environ.get("METANAS_PROFILE_THREADS", "0"))
-  if threads > 0 and hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
-  with open(spec_path) as f:
-    job = json.load(f)
-  module_name, fn_name = job["builder"].split(":")
-  import importlib  # pylint: disable=g-import-not-at-top
-  build = getattr(importlib.import_module(module_name), fn_name)
-  compiled = {}
-  for spec in job["specs"]:
-    key, fn, args = build(spec, job["batch_size"])
-    if key not in compiled:
-      compiled[key] = (fn, args)
-  rounds = max(1, min(ROUNDS, job["repeats"]))
-  per_round = max(1, job["repeats"] // rounds)
-  out = {k: float("inf") for k in compiled}
-  for r in range(rounds):
-    for key, (fn, args) in compiled.items():
-      out[key] = min(out[key], min_ms(fn, *args, warmup=job["warmup"] if r == 0 else 1,
-                                      repeats=per_round))
-  with open(out_path, "w") as f:
-    json.dump(out, f)
+  return latency.measure_in_subprocess(builder, specs, device, warmup=warmup, repeats=repeats,
+                                       timeout_s=timeout_s, reduce="min", rounds=ROUNDS)
 
 
 def predict(table: latency.LatencyTable, space: ss.SearchSpace, genes) -> float:
@@ -229,6 +173,3 @@ def validate_table(table: latency.LatencyTable, space: ss.SearchSpace, genes: np
           "mean_abs_error_ms": float(np.mean(np.abs(pred - meas))),
           "mean_rel_error": float(np.mean(np.abs(pred - meas) / meas))}
 
-
-if __name__ == "__main__":
-  _worker_main(sys.argv[1], sys.argv[2])
