@@ -9,12 +9,25 @@ random-access (array_record) reader, so TensorFlow is not needed.
 import numpy as np
 from PIL import Image
 
+from metanas.data import npz
+
 TFDS_NAMES = {"omniglot": "omniglot", "mnist": "mnist", "fashion_mnist": "fashion_mnist"}
 
 
-def _read_split(name: str, split: str, data_dir: str | None) -> dict:
+def read_split(name: str, split: str, data_dir: str | None) -> dict[str, np.ndarray]:
+  """Every feature of one TFDS split, stacked: {feature: [N, ...]}.
+
+  Raises:
+    npz.DataError: the dataset cannot be opened (not prepared and no internet, wrong data_dir).
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  source = tfds.data_source(name, split=split, data_dir=data_dir)
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir)
+  except Exception as e:  # TFDS raises several types for a missing/unprepared dataset.
+    raise npz.DataError(
+        f"Could not open TFDS dataset {name!r} split {split!r} ({type(e).__name__}: {e}). "
+        "Prepare it with internet access (tfds.data_source downloads it once) or pass "
+        "--config.data_dir=<folder holding the prepared dataset>.") from e
   records = [source[i] for i in range(len(source))]
   return {k: np.stack([np.asarray(r[k]) for r in records]) for k in records[0]}
 
@@ -27,7 +40,7 @@ def load(name: str, data_dir: str | None = None) -> dict[str, np.ndarray]:
     raise ValueError(f"TFDS has no builder for {name!r} here; available: {sorted(TFDS_NAMES)}.")
   out = {}
   for split in ("train", "test"):
-    r = _read_split(TFDS_NAMES[name], split, data_dir)
+    r = read_split(TFDS_NAMES[name], split, data_dir)
     out[f"x_{split}"] = r["image"][..., 0].astype(np.uint8)
     out[f"y_{split}"] = r["label"].astype(np.int64)
   return out
@@ -47,7 +60,7 @@ def load_omniglot(data_dir: str | None = None) -> dict[str, np.ndarray]:
   """
   parts = []
   for split_id, split in enumerate(("train", "test")):
-    r = _read_split("omniglot", split, data_dir)
+    r = read_split("omniglot", split, data_dir)
     n = r["label"].shape[0]
     parts.append(dict(images=np.stack([_to_28(im) for im in r["image"]]),
                       split=np.full(n, split_id, np.int8),

@@ -7,25 +7,9 @@ an integer factor (the `:cpu` runs search on 14 x 14 Fashion-MNIST to fit a shar
 import numpy as np
 
 from metanas.data import npz
+from metanas.data import tfds_source
 
 TFDS_IMAGE_SETS = ("cifar10", "mnist", "fashion_mnist")
-
-
-def _read_tfds(name: str, data_dir: str | None) -> dict[str, np.ndarray]:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  out = {}
-  for split in ("train", "test"):
-    try:
-      source = tfds.data_source(name, split=split, data_dir=data_dir)
-    except Exception as e:  # TFDS raises several types for a missing/unprepared dataset.
-      raise npz.DataError(
-          f"Could not open TFDS dataset {name!r} split {split!r} ({type(e).__name__}: {e}). "
-          "Prepare it with internet access (tfds.data_source downloads it once) or pass "
-          "--config.data_dir=<folder holding the prepared dataset>.") from e
-    records = [source[i] for i in range(len(source))]
-    out[f"x_{split}"] = np.stack([np.asarray(r["image"]) for r in records])
-    out[f"y_{split}"] = np.asarray([r["label"] for r in records], np.int64)
-  return out
 
 
 def _pool(x: np.ndarray, factor: int) -> np.ndarray:
@@ -45,7 +29,10 @@ def load(name: str, source: str = "npz", data_dir: str | None = None,
   elif source == "tfds":
     if name not in TFDS_IMAGE_SETS:
       raise ValueError(f"data.name={name!r} is not a TFDS image set here; use {TFDS_IMAGE_SETS}.")
-    raw = _read_tfds(name, data_dir)
+    raw = {}
+    for split in ("train", "test"):
+      records = tfds_source.read_split(name, split, data_dir)
+      raw[f"x_{split}"], raw[f"y_{split}"] = records["image"], records["label"]
   else:
     raise ValueError(f"data.source must be 'npz' or 'tfds', got {source!r}.")
   out = {}
