@@ -68,3 +68,15 @@ def test_measured_worker_runs_under_thread_settings():
                                   reduce="mean")
   with pytest.raises(RuntimeError, match="worker for device 'cpu_1t_b1' failed"):
     latency.measure_in_subprocess("metanas.no_such_module:f", specs, dev, timeout_s=120)
+
+
+def test_layer_table_takes_dispatch_overhead_out_of_layer_entries():
+  specs = [{"din": 8, "dout": 8}, {"din": 256, "dout": 256}, {"din": 128, "dout": 128}]
+  dev = dataclasses.replace(latency.get_device("cpu_1t_b1"), batch_size=4)
+  table = latency.measure_layer_table("metanas.hardware.latency:dense_builder", specs, dev,
+                                      overhead_key="dense_8x8", whole_call_keys=("dense_128x128",),
+                                      warmup=1, repeats=3, timeout_s=120)
+  raw, overhead = table.metadata["raw_ms"], table.metadata["overhead_ms"]
+  assert table.device == dev and overhead == raw["dense_8x8"] == table["dense_8x8"]
+  assert table["dense_256x256"] == pytest.approx(max(raw["dense_256x256"] - overhead, 0.0))
+  assert table["dense_128x128"] == raw["dense_128x128"]  # A whole call keeps its overhead.

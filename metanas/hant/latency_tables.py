@@ -4,8 +4,8 @@ additive model (network latency = sum of its layers' latencies) against whole-ne
 Keys are `"{op}@{signature}"` (e.g. `"dws_k3_d1@14x14x32-32s1"`) plus `"stem_head"`. A jitted call
 has a fixed dispatch overhead that a whole network pays once, not once per layer, so the table stores
 per-layer latency minus the measured latency of an empty jitted call (`metadata["overhead_ms"]`,
-clipped at 0), and the stem + head entry keeps it. Timings come from
-`metanas.hardware.latency.measure_in_subprocess`, which pins the worker to the device's threads.
+clipped at 0), and the stem + head entry keeps it (`metanas.hardware.latency.measure_layer_table`,
+whose worker is pinned to the device's threads).
 """
 
 import dataclasses
@@ -98,11 +98,8 @@ def build_table(arch: network.Arch, candidate_names: dict, device_name: str,
       if key not in seen:
         seen.add(key)
         specs.append({"kind": "layer", "op": name, "layer": dataclasses.asdict(layer)})
-  raw = hw.measure_in_subprocess(BUILDER, specs, device, repeats=repeats)
-  overhead = raw.pop("noop")
-  entries = {k: (v if k == "stem_head" else max(v - overhead, 0.0)) for k, v in raw.items()}
-  meta = {"overhead_ms": overhead, "raw_ms": raw, "source": "measured", **hw.host_description()}
-  return hw.LatencyTable(device, entries, meta)
+  return hw.measure_layer_table(BUILDER, specs, device, overhead_key="noop",
+                                whole_call_keys=("stem_head",), repeats=repeats)
 
 
 def network_keys(arch: network.Arch, ops: tuple) -> list:

@@ -191,6 +191,30 @@ def measure_ms(fn: Callable, *args, warmup: int = 2, repeats: int = 10) -> float
   return 1e3 * times[len(times) // 2]
 
 
+def measure_layer_table(builder: str, specs: list[dict], device: Device, overhead_key: str,
+                        whole_call_keys: Iterable[str] = (), **measure_kwargs) -> LatencyTable:
+  """Measured per-layer table with the per-call dispatch overhead taken out of the layer entries.
+
+  Each layer is timed in its own jitted call, which pays a fixed dispatch overhead that a whole
+  network pays only once. `specs` must include an empty call whose key is `overhead_key`; its time
+  is subtracted from every other entry (clipped at 0) except `whole_call_keys` (entries that stand
+  for a whole call, e.g. stem + head), and kept under `overhead_key` so a network can add it once.
+
+  Args:
+    builder, specs, device: see `measure_in_subprocess`.
+    overhead_key: key of the empty-call spec.
+    whole_call_keys: entries kept as measured.
+    **measure_kwargs: warmup, repeats, timeout_s, reduce, rounds of `measure_in_subprocess`.
+  """
+  raw = measure_in_subprocess(builder, specs, device, **measure_kwargs)
+  overhead = raw[overhead_key]
+  keep = set(whole_call_keys) | {overhead_key}
+  entries = {k: (v if k in keep else max(v - overhead, 0.0)) for k, v in raw.items()}
+  meta = {"source": f"measured ({measure_kwargs.get('reduce', 'median')} over repeats)",
+          "overhead_ms": overhead, "raw_ms": raw, **host_description()}
+  return LatencyTable(device, entries, meta)
+
+
 def dense_builder(spec: dict, batch_size: int):
   """Reference builder for `measure_in_subprocess`: one dense layer {"din": int, "dout": int}."""
   import jax  # pylint: disable=g-import-not-at-top

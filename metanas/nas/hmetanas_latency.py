@@ -105,13 +105,11 @@ def measured_table(space: ss.SearchSpace, device: latency.Device, repeats: int =
                    timeout_s: float | None = None) -> latency.LatencyTable:
   """Times every layer configuration of `space` on this CPU under the device's thread setting."""
   specs = [{"kind": "dispatch", "key": DISPATCH_KEY}] + ss.all_layer_specs(space)
-  raw = measure_min_in_subprocess("metanas.nas.hmetanas_latency:build_layer", specs, device,
-                                  repeats=repeats, timeout_s=timeout_s)
-  overhead = raw[DISPATCH_KEY]
-  entries = {k: (v if k == DISPATCH_KEY else max(v - overhead, 0.0)) for k, v in raw.items()}
-  meta = {"source": "measured (min over repeats)", "dispatch_overhead_ms": overhead,
-          **latency.host_description()}
-  return latency.LatencyTable(device, entries, meta)
+  if device.kind != "measured":
+    raise ValueError(f"Device {device.name!r} is analytic; use analytic_table.")
+  return latency.measure_layer_table("metanas.nas.hmetanas_latency:build_layer", specs, device,
+                                     overhead_key=DISPATCH_KEY, repeats=repeats,
+                                     timeout_s=timeout_s, reduce="min", rounds=ROUNDS)
 
 
 def measure_min_in_subprocess(builder: str, specs: list[dict], device: latency.Device,
