@@ -31,7 +31,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                methods=("raw", "rank_int", "box_cox", "warped"), fprs=(1e-3, 1e-4),
                null_max_r2=0.05, null_window_mb=10.0)
   c.warp = dict(num_terms=3, num_restarts=2, reml=False, max_iter=500)
-  c.gwas = dict(test="lrt", chunk=1024, reml=True)
+  # loco: scan each chromosome against the kinship of the others (null model refitted per kinship).
+  c.gwas = dict(test="lrt", chunk=1024, reml=True, loco=True)
   if variant == "paper":
     c.warp.num_restarts = 10
   elif variant == "smoke":

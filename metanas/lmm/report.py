@@ -29,6 +29,32 @@ def sim_table(res: dict) -> str:
   return "\n".join(lines)
 
 
+def sim_paired_table(res: dict, ref: str = "raw") -> str:
+  """Paired comparison of each method with `ref` ("raw" or "oracle") on the same causal SNPs.
+
+  Columns: mean paired difference of -log10 p (SE clustered by replicate; naive SE over all pairs)
+  and, per FPR, McNemar's test on detections (gain / loss = detected only by the method / only by
+  `ref`, paired power difference +- SE, exact two-sided p).
+  """
+  fprs = res["fprs"]
+  head = (f"| transform | method | -log10 p - {ref} (mean +- se by rep.; se pairs) | " +
+          " | ".join(f"McNemar vs {ref} @ {f:g}: gain/loss, dpower +- se, p" for f in fprs) + " |")
+  lines = [head, "|" + "---|" * (3 + len(fprs))]
+  for key, row in res["table"].items():
+    if f"dlog10p_vs_{ref}_mean" not in row:
+      continue
+    t, m = key.split("/")
+    cells = []
+    for f in fprs:
+      mc = row[f"mcnemar_vs_{ref}@{f:g}"]
+      cells.append(f"{mc['gain']}/{mc['loss']}, {mc['power_diff']:+.3f} +- {mc['se']:.3f}, "
+                   f"p={mc['pval']:.2g}")
+    lines.append(f"| {t} | {m} | {row[f'dlog10p_vs_{ref}_mean']:+.3f} +- "
+                 f"{row[f'dlog10p_vs_{ref}_se']:.3f}; {row[f'dlog10p_vs_{ref}_se_pairs']:.3f} | " +
+                 " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def mice_table(res: dict) -> str:
   lines = ["| trait | N (dropped NaN) | h2 LMM | h2 warped | sig. SNPs LMM / warped | "
            "loci LMM / warped | lambda_GC LMM / warped |", "|---|---|---|---|---|---|---|"]
@@ -60,7 +86,11 @@ def main():
   parser.add_argument("--wheat")
   args = parser.parse_args()
   if args.sim:
-    print(sim_table(_load(args.sim)), "\n")
+    res = _load(args.sim)
+    print(f"LOCO: {res.get('loco', False)}; wall {res['wall_time_sec']:.0f} s\n")
+    print(sim_table(res), "\n")
+    for ref in ("raw", "oracle"):
+      print(sim_paired_table(res, ref), "\n")
   if args.mice:
     res = _load(args.mice)
     print(mice_table(res), "\n")

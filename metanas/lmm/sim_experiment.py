@@ -4,7 +4,10 @@ Per replicate: causal SNPs + polygenic effect (drawn with the real kinship) + no
 Gaussian z; each non-linear transform gives an observed y = t(z). Methods: LMM on raw y, on the true
 z (oracle), on rank-INT(y), on Box-Cox(y), and the warped LMM. Reported per transform and method:
 power to detect the causal SNPs at fixed false-positive rates (empirical thresholds from the null
-SNPs, pooled over replicates), lambda_GC of the null SNPs, and h2 against the truth.
+SNPs, pooled over replicates), lambda_GC of the null SNPs, and h2 against the truth; and paired
+comparisons of each method with the raw-y LMM and the oracle on the same causal SNPs (`paired`).
+With `gwas.loco` every method's scan uses leave-one-chromosome-out kinships (`loco`); the warping
+is fitted once with the full kinship, then its warped phenotype is scanned with LOCO like the others.
 """
 
 import os
@@ -20,6 +23,8 @@ from metanas.data import npz
 from metanas.lmm import gwas
 from metanas.lmm import kinship
 from metanas.lmm import lmm
+from metanas.lmm import loco
+from metanas.lmm import paired
 from metanas.lmm import pipeline
 from metanas.lmm import plots
 from metanas.lmm import simulate
@@ -48,13 +53,38 @@ def null_snp_mask(z_snps: np.ndarray, causal: np.ndarray, chrom: np.ndarray, mbp
   return (r2.max(axis=0) < max_r2) & ~near
 
 
-def power_at_fpr(null_p: np.ndarray, causal_p: np.ndarray, fpr: float) -> tuple[float, float]:
-  """Share of causal p-values below the `fpr` quantile of the null p-values, and its binomial SE."""
+def detections_at_fpr(null_p: np.ndarray, causal_p: np.ndarray, fpr: float) -> np.ndarray:
+  """Causal p-values at or below the `fpr` quantile of the (finite) null p-values (bool, shape of
+  `causal_p`; an untestable causal SNP counts as not detected)."""
   null_p = null_p[np.isfinite(null_p)]
   thr = np.quantile(null_p, fpr)
-  causal_p = np.where(np.isfinite(causal_p), causal_p, 1.0)
-  power = float(np.mean(causal_p <= thr))
-  return power, float(np.sqrt(power * (1 - power) / causal_p.size))
+  return np.where(np.isfinite(causal_p), causal_p, 1.0) <= thr
+
+
+def power_at_fpr(null_p: np.ndarray, causal_p: np.ndarray, fpr: float) -> tuple[float, float]:
+  """Share of causal p-values below the `fpr` quantile of the null p-values, and its binomial SE."""
+  power = float(np.mean(detections_at_fpr(null_p, causal_p, fpr)))
+  return power, float(np.sqrt(power * (1 - power) / np.size(causal_p)))
+
+
+def paired_row(causal_a: np.ndarray, causal_b: np.ndarray, null_a: np.ndarray, null_b: np.ndarray,
+               fprs, name: str) -> dict:
+  """Paired statistics of method a vs b: -log10 p difference and McNemar at each FPR.
+
+  Args:
+    causal_a, causal_b: [R, C] causal-SNP p-values of the two methods.
+    null_a, null_b: pooled null-SNP p-values (each method's own empirical threshold).
+    fprs: false-positive rates.
+    name: suffix of the keys ("raw", "oracle").
+  """
+  diff = paired.log10p_difference(causal_a, causal_b)
+  row = {f"dlog10p_vs_{name}_mean": diff.mean, f"dlog10p_vs_{name}_se": diff.se,
+         f"dlog10p_vs_{name}_se_pairs": diff.se_pairs}
+  for fpr in fprs:
+    mc = paired.mcnemar(detections_at_fpr(null_a, causal_a, fpr),
+                        detections_at_fpr(null_b, causal_b, fpr))
+    row[f"mcnemar_vs_{name}@{fpr:g}"] = mc._asdict()
+  return row
 
 
 def run(config: config_dict.ConfigDict, workdir: str) -> dict:
@@ -73,13 +103,19 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   n, m = geno.shape
   z_snps, poly = kinship.standardise(geno)
   eig = lmm.eigendecompose((z_snps @ z_snps.T) / poly.sum())
-  gr, xr = lmm.rotate(eig, geno, np.ones((n, 1)))
-  gr = jnp.asarray(gr)  # Device-resident once; every scan reads it without a copy.
   x = np.ones((n, 1))
+  if config.gwas.loco:
+    parts = loco.prepare(geno, z_snps, poly, chrom, x)
+    gr, (xr,) = None, lmm.rotate(eig, x)
+  else:
+    parts = None
+    gr, xr = lmm.rotate(eig, geno, x)
+    gr = jnp.asarray(gr)  # Device-resident once; every scan reads it without a copy.
   freq = geno.mean(axis=0) / 2.0
   candidates = np.where(poly & (np.minimum(freq, 1 - freq) >= sc.min_maf))[0]
-  logging.info("Simulation on %d individuals x %d SNPs (%d causal candidates); setup %.1fs", n, m,
-               candidates.size, time.time() - t_start)
+  setup_sec = time.time() - t_start
+  logging.info("Simulation on %d individuals x %d SNPs (%d causal candidates, LOCO %s); setup "
+               "%.1fs", n, m, candidates.size, bool(config.gwas.loco), setup_sec)
 
   keys = [(t, meth) for t in sc.transforms for meth in methods]
   null_p = {k: [] for k in keys}
@@ -93,7 +129,7 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     sim = simulate.simulate(rng, z_snps, eig, candidates, sc.num_causal, sc.h2_causal, sc.h2_poly)
     truth.append(sim.h2_total)
     is_null = null_snp_mask(z_snps, sim.causal, chrom, mbp, sc.null_max_r2, sc.null_window_mb)
-    oracle = pipeline.analyse(sim.z, eig, xr, gr, config.gwas, poly)
+    oracle = pipeline.analyse(sim.z, eig, xr, gr, config.gwas, poly, loco=parts)
     record = {}
     for t in sc.transforms:
       y = transforms.get_transform(t)(sim.z)
@@ -102,7 +138,7 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
           res = oracle
         else:
           pheno, fit = pipeline.transform(meth, y, x, eig, config.warp, seed=config.seed + rep)
-          res = pipeline.analyse(pheno, eig, xr, gr, config.gwas, poly, fit)
+          res = pipeline.analyse(pheno, eig, xr, gr, config.gwas, poly, fit, loco=parts)
         key = (t, meth)
         null_p[key].append(res.pvals[is_null])
         causal_p[key].append(res.pvals[sim.causal])
@@ -113,10 +149,30 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     record["seconds"] = time.time() - t0
     writer.write(rep, record)
     logging.info("replicate %d/%d done in %.1fs", rep + 1, sc.num_replicates, record["seconds"])
+    if rep + 1 < sc.num_replicates:  # Partial results survive an interrupted long run.
+      partial = _summarise(keys, null_p, causal_p, h2, lam, truth, sc.fprs)
+      partial.update(num_individuals=n, num_snps=m, num_replicates=sc.num_replicates,
+                     num_replicates_done=rep + 1, loco=bool(config.gwas.loco), setup_sec=setup_sec,
+                     wall_time_sec=time.time() - t_start)
+      metric_writer.write_results(workdir, partial)
   writer.close()
 
-  results = {"num_individuals": n, "num_snps": m, "num_replicates": sc.num_replicates,
-             "h2_truth": float(np.mean(truth)), "fprs": list(sc.fprs), "table": {}}
+  results = _summarise(keys, null_p, causal_p, h2, lam, truth, sc.fprs)
+  results.update(num_individuals=n, num_snps=m, num_replicates=sc.num_replicates,
+                 num_replicates_done=sc.num_replicates, loco=bool(config.gwas.loco),
+                 setup_sec=setup_sec)
+  fig_dir = plots.save_dir(workdir)
+  plots.qq_plot(os.path.join(fig_dir, "qq_null_snps.png"),
+                {t: {meth: np.concatenate(null_p[(t, meth)]) for meth in methods}
+                 for t in sc.transforms})
+  results["wall_time_sec"] = time.time() - t_start
+  metric_writer.write_results(workdir, results)
+  return results
+
+
+def _summarise(keys, null_p, causal_p, h2, lam, truth, fprs) -> dict:
+  """Per (transform, method) row of the results table from the per-replicate lists."""
+  results = {"h2_truth": float(np.mean(truth)), "fprs": list(fprs), "table": {}}
   for t, meth in keys:
     k = (t, meth)
     nullp, caup = np.concatenate(null_p[k]), np.concatenate(causal_p[k])
@@ -126,13 +182,11 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
                                        np.sqrt(len(h2[k]))),
            "lambda_gc_mean": float(np.mean(lam[k])), "lambda_gc_sd": float(np.std(lam[k])),
            "lambda_gc_pooled": gwas.genomic_control(nullp), "num_null_snps": int(nullp.size)}
-    for fpr in sc.fprs:
+    for fpr in fprs:
       row[f"power@{fpr:g}"], row[f"power_se@{fpr:g}"] = power_at_fpr(nullp, caup, fpr)
+    for ref in ("raw", "oracle"):
+      if (t, ref) in null_p and ref != meth:
+        row.update(paired_row(np.stack(causal_p[k]), np.stack(causal_p[(t, ref)]), nullp,
+                              np.concatenate(null_p[(t, ref)]), fprs, ref))
     results["table"][f"{t}/{meth}"] = row
-  fig_dir = plots.save_dir(workdir)
-  plots.qq_plot(os.path.join(fig_dir, "qq_null_snps.png"),
-                {t: {meth: np.concatenate(null_p[(t, meth)]) for meth in methods}
-                 for t in sc.transforms})
-  results["wall_time_sec"] = time.time() - t_start
-  metric_writer.write_results(workdir, results)
   return results
