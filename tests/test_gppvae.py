@@ -107,7 +107,7 @@ def small_problem():
   nets = vae.Networks(image_shape=(6, 6), latent_dim=3, hidden=(16,))
   spec = kernels.KernelSpec(num_objects=4, num_views=5, object_dim=2, view_dim=2)
   rng = np.random.default_rng(0)
-  n = 18  # Not a multiple of the batch size: exercises the padded last batch.
+  n = 18  # Not a multiple of the batch size: exercises the overlapping last batch.
   obj = jnp.asarray(rng.integers(0, 4, n))
   view = jnp.asarray(rng.integers(0, 5, n))
   images = jnp.asarray(rng.uniform(size=(n, 6, 6)).astype(np.float32))
@@ -117,12 +117,13 @@ def small_problem():
   return nets, spec, params, kparams, images, obj, view, eps
 
 
-def test_lowmem_gradient_equals_exact_full_elbo_gradient(small_problem):
+@pytest.mark.parametrize("batch_size", [4, 32])  # 32 > N: one batch of all images.
+def test_lowmem_gradient_equals_exact_full_elbo_gradient(small_problem, batch_size):
   nets, spec, params, kparams, images, obj, view, eps = small_problem
   loss_ref, grads_ref = jax.jit(gppvae.naive_grad, static_argnums=(0, 1))(
       nets, spec, params, kparams, images, obj, view, eps)
   loss, grads, metrics = jax.jit(gppvae.lowmem_grad, static_argnums=(0, 1, 8))(
-      nets, spec, params, kparams, images, obj, view, eps, 4)
+      nets, spec, params, kparams, images, obj, view, eps, batch_size)
   np.testing.assert_allclose(float(loss), float(loss_ref), rtol=1e-5)
   np.testing.assert_allclose(float(metrics["gp_term"] + metrics["image_terms"]), -float(loss),
                              rtol=1e-5)

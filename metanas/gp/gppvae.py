@@ -74,44 +74,108 @@ def encode_all(nets: vae.Networks, params: dict, images: jax.Array,
   return mu.reshape(-1, mu.shape[-1])[:n], logvar.reshape(-1, logvar.shape[-1])[:n]
 
 
+def _batch_slicer(n: int, batch_size: int):
+  """Minibatch i of an [N, ...] array without a padded copy of the data.
+
+  Returns (batch size B, number of batches, slice_fn). `slice_fn(i, *arrays)` returns rows
+  [start, start + B) of each array with start = min(i B, N - B) (the last batch overlaps the one
+  before it instead of being padded) and a [B] mask that is 1 on the rows that batch i owns.
+  """
+  bs = min(batch_size, n)
+  num_batches = -(-n // bs)
+
+  def slice_fn(i, *arrays):
+    start = jnp.minimum(i * bs, n - bs)
+    mask = ((start + jnp.arange(bs)) >= i * bs).astype(jnp.float32)
+    return [jax.lax.dynamic_slice_in_dim(a, start, bs) for a in arrays], mask
+
+  return bs, num_batches, slice_fn
+
+
+def _gp_loglik_from_stats(ftf: jax.Array, ftz: jax.Array, zz: jax.Array, noise: jax.Array,
+                          n: int, num_latent: int) -> jax.Array:
+  """`lowrank.log_likelihood` from the sufficient statistics F'F [R, R], F'Z [R, L], ||Z||^2."""
+  r = ftf.shape[0]
+  chol = jnp.linalg.cholesky(noise * jnp.eye(r, dtype=ftf.dtype) + ftf)
+  w = jax.scipy.linalg.solve_triangular(chol, ftz, lower=True)
+  quad = (zz - jnp.sum(w * w)) / noise
+  logdet = (n - r) * jnp.log(noise) + 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+  return -0.5 * (n * num_latent * jnp.log(2 * jnp.pi) + num_latent * logdet + quad)
+
+
 def lowmem_grad(nets: vae.Networks, spec: kernels.KernelSpec, params: dict, kparams: dict,
                 images: jax.Array, obj: jax.Array, view: jax.Array, eps: jax.Array,
                 batch_size: int):
   """Low-memory stochastic backprop (Sec. 3.3): the same value and gradient as `naive_grad`.
 
+  Nothing of size N is materialised, so peak temporary memory is that of one minibatch whatever N
+  (measured in benchmarks/gppvae_memory.py). The GP log-likelihood of Z [N, L] with K = F F' +
+  s_n I depends on the data only through F'F [R, R], F'Z [R, L] and ||Z||^2 (Woodbury and the
+  determinant lemma, `metanas.gp.lowrank`), so:
+    (1) sweep the minibatches without a gradient graph: encode, sample z_b, compute the kernel
+        features F_b, accumulate the three statistics;
+    (2) the GP term and its gradients with respect to the statistics and s_n, in O(R^3 + R^2 L);
+    (3) sweep the minibatches again: dGP/dz_b = F_b dGP/d(F'Z) + 2 dGP/d||Z||^2 z_b is formed
+        per batch and enters the encoder's backward pass through the linear surrogate
+        <stop_grad(dGP/dz_b), z_b> (the first-order Taylor expansion of the paper), next to the
+        per-image terms; dGP/dF_b = F_b (G + G') + z_b dGP/d(F'Z)' (G = dGP/d(F'F)) is pulled back
+        through the kernel features to the kernel parameters. Gradients are accumulated.
+  By the chain rule the result equals the exact full-batch gradient.
+
   Args:
     nets, spec: static network and kernel descriptions.
     params: VAE parameters; kparams: kernel parameters.
     images: [N, H, W]; obj, view: [N] ids; eps: [N, L] reparameterisation noise.
-    batch_size: images per backward pass (peak activation memory is that of one batch).
+    batch_size: images per pass (peak activation memory is that of one batch).
 
   Returns:
     (loss = -ELBO / N, (grad wrt params, grad wrt kparams), metrics dict of scalars).
   """
-  n = images.shape[0]
-  # (1) Encode everything without gradients and sample Z.
-  mu, logvar = encode_all(nets, params, images, batch_size)
-  z = mu + jnp.exp(0.5 * logvar) * eps
-  # (2) GP term and its closed-form gradients w.r.t. Z and the kernel parameters.
-  gp_val, (g_kparams, g_z) = jax.value_and_grad(
-      lambda k, zz: gp_loglik(spec, k, zz, obj, view), argnums=(0, 1))(kparams, z)
-  # (3) Minibatch sweep: per-image terms + <dZ_b, z_b>, gradients accumulated.
-  mask = batched(jnp.ones((n,), images.dtype), batch_size)
-  xs = (batched(images, batch_size), batched(eps, batch_size), batched(g_z, batch_size), mask)
+  n, num_latent = eps.shape
+  bs, num_batches, slice_fn = _batch_slicer(n, batch_size)
+  frozen = jax.lax.stop_gradient(params)
+  feats = lambda k, o, v: kernels.features(spec, k, o, v)
+  r = jax.eval_shape(feats, kparams, obj[:1], view[:1]).shape[1]
 
-  def body(carry, batch):
-    acc, total = carry
-    x, e, gz, m = batch
+  # (1) Statistics of Z (sampled with the current encoder) and of the kernel features.
+  def stats_body(acc, i):
+    (x, o, v, e), m = slice_fn(i, images, obj, view, eps)
+    mu, logvar = vae.encode(nets, frozen, x)
+    z = (mu + jnp.exp(0.5 * logvar) * e) * m[:, None]
+    f = jax.lax.stop_gradient(feats(kparams, o, v)) * m[:, None]
+    ftf, ftz, zz = acc
+    return (ftf + f.T @ f, ftz + f.T @ z, zz + jnp.sum(z * z)), None
+
+  init = (jnp.zeros((r, r)), jnp.zeros((r, num_latent)), jnp.zeros(()))
+  (ftf, ftz, zz), _ = jax.lax.scan(stats_body, init, jnp.arange(num_batches))
+
+  # (2) The GP term and its gradients with respect to the statistics and to the noise.
+  noise, noise_vjp = jax.vjp(lambda k: kernels.noise(spec, k), kparams)
+  gp_val, (g_ftf, g_ftz, g_zz, g_noise) = jax.value_and_grad(
+      _gp_loglik_from_stats, argnums=(0, 1, 2, 3))(ftf, ftz, zz, noise, n, num_latent)
+  g_ftf_sym = g_ftf + g_ftf.T
+
+  # (3) Minibatch sweep: per-image terms + <dZ_b, z_b>; kernel features pulled back.
+  def body(carry, i):
+    acc_p, acc_k, total = carry
+    (x, o, v, e), m = slice_fn(i, images, obj, view, eps)
+    f, f_vjp = jax.vjp(lambda k: feats(k, o, v), kparams)
 
     def surrogate(p):
       terms, zb = vae.per_image_terms(nets, p, x, e)
-      return jnp.sum(m * terms) + jnp.sum(jax.lax.stop_gradient(gz) * zb), jnp.sum(m * terms)
+      gz = jax.lax.stop_gradient(f @ g_ftz + 2.0 * g_zz * zb) * m[:, None]
+      return jnp.sum(m * terms) + jnp.sum(gz * zb), (jnp.sum(m * terms), zb)
 
-    g, terms_sum = jax.grad(surrogate, has_aux=True)(params)
-    return (jax.tree.map(jnp.add, acc, g), total + terms_sum), None
+    g, (terms_sum, zb) = jax.grad(surrogate, has_aux=True)(params)
+    zb = jax.lax.stop_gradient(zb)
+    (g_k,) = f_vjp((f @ g_ftf_sym + zb @ g_ftz.T) * m[:, None])
+    return (jax.tree.map(jnp.add, acc_p, g), jax.tree.map(jnp.add, acc_k, g_k),
+            total + terms_sum), None
 
-  zeros = jax.tree.map(jnp.zeros_like, params)
-  (g_params, terms_total), _ = jax.lax.scan(body, (zeros, jnp.zeros(())), xs)
+  zeros_p = jax.tree.map(jnp.zeros_like, params)
+  (g_noise_k,) = noise_vjp(g_noise)
+  (g_params, g_kparams, terms_total), _ = jax.lax.scan(
+      body, (zeros_p, g_noise_k, jnp.zeros(())), jnp.arange(num_batches))
   elbo = terms_total + gp_val
   scale = -1.0 / n
   grads = (jax.tree.map(lambda g: scale * g, g_params), jax.tree.map(lambda g: scale * g, g_kparams))
