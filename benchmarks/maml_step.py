@@ -13,6 +13,8 @@ copying the weights).
 Implementations:
   lax, im2col, taps, patches  convolution lowering (metanas.models.conv), tasks vmapped
   im2col_map               im2col with tasks mapped sequentially (lax.map) instead of vmapped
+  im2col_chunk<c>          im2col, c tasks at a time, meta-gradients accumulated in a lax.scan
+                           (`maml.meta_value_and_grad(task_chunk=c)`, config `maml.task_chunk`)
   torch                    PyTorch, Python loop over tasks, create_graph=True (benchmark only)
 """
 
@@ -31,7 +33,8 @@ CASES = {
     "conv4_mb32": dict(kind="conv4", meta_batch=32),
     "sinusoid_mb25": dict(kind="mlp", meta_batch=25),
 }
-IMPLS = ("lax", "im2col", "taps", "patches", "im2col_map", "torch")
+IMPLS = ("lax", "im2col", "taps", "patches", "im2col_map", "im2col_chunk1", "im2col_chunk4",
+         "torch")
 
 
 def make_tasks(case, seed=0):
@@ -54,7 +57,7 @@ def jax_setup(case, impl):
   from metanas.models import maml_nets  # pylint: disable=g-import-not-at-top
   tasks = {k: jnp.asarray(v) for k, v in make_tasks(case).items() if k.endswith(("_x", "_y"))}
   if case["kind"] == "conv4":
-    conv_impl = {"im2col_map": "im2col"}.get(impl, impl)
+    conv_impl = "im2col" if impl.startswith("im2col") else impl
     model = maml_nets.Conv4(num_classes=5, filters=64, conv_impl=conv_impl)
     loss_fn, lr = maml.cross_entropy_loss(model.apply), 0.4
     params = model.init(jax.random.PRNGKey(0), tasks["support_x"][0])
@@ -68,6 +71,12 @@ def jax_setup(case, impl):
     def loss(m, t):
       per = jax.lax.map(lambda task: maml.task_loss(m, task, loss_fn, 1)[0], t)
       return jnp.mean(per)
+  elif impl.startswith("im2col_chunk"):
+    chunk = int(impl[len("im2col_chunk"):])
+    def value_and_grad(m, t):
+      (value, _), grads = maml.meta_value_and_grad(m, t, loss_fn, 1, task_chunk=chunk)
+      return value, grads
+    return jax.jit(value_and_grad), meta, tasks
   else:
     def loss(m, t):
       return maml.meta_loss(m, t, loss_fn, 1)[0]
@@ -174,8 +183,8 @@ def jax_flat(grads, kind):
   return np.concatenate([np.asarray(g).ravel() for g in out])
 
 
-def measure(case_name, impl, repeats):
-  """Runs in a subprocess: checks numerics against `lax`, then times `repeats` steps."""
+def prepare(case_name, impl):
+  """Numerics check against `lax` and one warm-up call; returns (run_fn, info dict)."""
   import jax  # pylint: disable=g-import-not-at-top
   case = CASES[case_name]
   ref_step, meta, tasks = jax_setup(case, "lax")
@@ -193,14 +202,68 @@ def measure(case_name, impl, repeats):
     grads = jax_flat(g, case["kind"])
     run = lambda: jax.block_until_ready(step(meta, tasks))
   first = time.time() - t0
+  rel = float(np.abs(grads - ref_flat).max() / (np.abs(ref_flat).max() + 1e-12))
+  return run, dict(case=case_name, impl=impl, loss=float(loss), ref_loss=float(ref_loss),
+                   grad_max_rel_err=rel, first_call_s=first)
+
+
+def serve(case_name, impl):
+  """Interleaved mode worker: prepares, prints READY, then times one step per line on stdin."""
+  run, info = prepare(case_name, impl)
+  print("READY " + json.dumps(info), flush=True)
+  for line in sys.stdin:
+    if line.strip() != "run":
+      break
+    t = time.time()
+    run()
+    print(f"TIME {time.time() - t}", flush=True)
+  info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print("DONE " + json.dumps(info), flush=True)
+
+
+def interleaved(case_name, impls, rounds, env):
+  """All implementations of one case live in their own worker process; rounds alternate them.
+
+  On a machine shared with other jobs, slow phases then hit every implementation alike, and the
+  per-round ratio to the first implementation is robust even when absolute times drift.
+  """
+  workers = {}
+  for impl in impls:
+    workers[impl] = subprocess.Popen(
+        [sys.executable, __file__, "--_serve", f"{case_name}/{impl}"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, env=env)
+    line = workers[impl].stdout.readline()  # Prepared one at a time: compile timings stay clean.
+    if not line.startswith("READY "):
+      raise RuntimeError(f"{case_name}/{impl} failed to start: {line!r}")
+  times = {impl: [] for impl in impls}
+  for r in range(rounds):
+    order = impls[r % len(impls):] + impls[:r % len(impls)]
+    for impl in order:
+      time.sleep(0.5)  # Lets the previous worker's spinning thread pools go idle.
+      workers[impl].stdin.write("run\n")
+      workers[impl].stdin.flush()
+      times[impl].append(float(workers[impl].stdout.readline().split()[1]))
+  rows = []
+  for impl in impls:
+    workers[impl].stdin.write("stop\n")
+    workers[impl].stdin.flush()
+    info = json.loads(workers[impl].stdout.readline()[5:])
+    workers[impl].wait()
+    ratio = np.array(times[impl]) / np.array(times[impls[0]])
+    rows.append(dict(info, step_s=float(np.median(times[impl])), min_s=float(min(times[impl])),
+                     ratio_to_first=float(np.median(ratio)), rounds=rounds))
+  return rows
+
+
+def measure(case_name, impl, repeats):
+  """Runs in a subprocess: checks numerics against `lax`, then times `repeats` steps."""
+  run, info = prepare(case_name, impl)
   times = []
   for _ in range(repeats):
     t = time.time()
     run()
     times.append(time.time() - t)
-  rel = float(np.abs(grads - ref_flat).max() / (np.abs(ref_flat).max() + 1e-12))
-  return dict(case=case_name, impl=impl, loss=float(loss), ref_loss=float(ref_loss),
-              grad_max_rel_err=rel, first_call_s=first, step_s=float(np.median(times)),
+  return dict(info, step_s=float(np.median(times)),
               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
@@ -211,18 +274,43 @@ def main():
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--xla_flags", default="", help="Extra XLA_FLAGS for the JAX runs.")
   parser.add_argument("--json_out", default="")
+  parser.add_argument("--interleave", type=int, default=0,
+                      help="If > 0: run all impls of a case side by side in worker processes and "
+                           "alternate them for this many rounds (robust on a shared machine); "
+                           "adds the median per-round time ratio to the first impl.")
   parser.add_argument("--_child", default="", help=argparse.SUPPRESS)
+  parser.add_argument("--_serve", default="", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args._serve:
+    serve(*args._serve.split("/"))
+    return
   if args._child:
     case, impl = args._child.split("/")
     print("RESULT " + json.dumps(measure(case, impl, args.repeats)))
     return
   rows = []
+  env = dict(os.environ)
+  if args.xla_flags:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
+  if args.interleave:
+    impls = args.impls.split(",")
+    print(f"| case | impl | step (s), median of {args.interleave} | min (s) | "
+          f"per-round ratio to {impls[0]} | first call incl. compile (s) | peak RSS (MB) | "
+          "max rel. grad diff vs lax |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in args.cases.split(","):
+      for r in interleaved(case, impls, args.interleave, env):
+        rows.append(r)
+        print(f"| {r['case']} | {r['impl']} | {r['step_s']:.3f} | {r['min_s']:.3f} | "
+              f"{r['ratio_to_first']:.2f} | {r['first_call_s']:.1f} | {r['peak_rss_mb']:.0f} | "
+              f"{r['grad_max_rel_err']:.1e} |", flush=True)
+  if args.interleave:
+    if args.json_out:
+      with open(args.json_out, "w") as f:
+        json.dump(rows, f, indent=1)
+    return
   for case in args.cases.split(","):
     for impl in args.impls.split(","):
-      env = dict(os.environ)
-      if args.xla_flags:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
       r = subprocess.run([sys.executable, __file__, "--_child", f"{case}/{impl}",
                           "--repeats", str(args.repeats)], capture_output=True, text=True, env=env)
       line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]

@@ -8,7 +8,9 @@ Commands:
   python -m metanas.main --config configs/maml_omniglot.py:paper --workdir /tmp/omni_paper
   # Other settings: --config.data.k_shot=5, or --config.data.n_way=20 (paper: inner lr 0.1,
   # 5 inner steps for 20-way; meta-batch 16).
-Variants: `:smoke`, `:cpu`, `:paper`, `:paper_5shot`, `:paper_20way`.
+  # 20-way 1-shot with the :cpu recipe (meta-batch 8, 6000 steps):
+  python -m metanas.main --config configs/maml_omniglot.py:cpu_20way --workdir /tmp/omni_20w1s
+Variants: `:smoke`, `:cpu`, `:cpu_20way`, `:paper`, `:paper_5shot`, `:paper_20way`.
 Data: $METANAS_DATA_DIR/omniglot28.npz, or `--config.data.source=tfds`.
 
 Paper (600 test tasks): 5-way 1-shot 98.7%, 5-way 5-shot 99.9%, 20-way 1-shot 95.8%.
@@ -26,7 +28,7 @@ from metanas import train
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   variant = config_lib.parse_variant(
-      arg, ("smoke", "cpu", "paper", "paper_5shot", "paper_20way"))
+      arg, ("smoke", "cpu", "cpu_20way", "paper", "paper_5shot", "paper_20way"))
   c = config_dict.ConfigDict()
   c.method = "maml"
   c.task = "omniglot"
@@ -35,7 +37,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                 num_val_chars=0, train_rotations=True, test_rotations=False)
   c.model = dict(name="conv4", hidden=(), filters=64, downsample="stride", conv_impl="im2col")
   c.maml = dict(num_inner_steps=1, inner_lr=0.4, first_order=False, learn_inner_lr=False,
-                meta_batch_size=32)
+                meta_batch_size=32, task_chunk=0)
+  # task_chunk: 0 = all tasks of a meta-batch vmapped at once; c > 0 = c tasks at a time with
+  # accumulated meta-gradients (same result; faster on CPU at large meta-batch, see
+  # experiments/README.md "Speed"). Keep it a multiple of the number of devices.
   c.optim = dict(learning_rate=1e-3, grad_clip=0.0, schedule="constant")
   c.train = train.default_train_config()
   c.train.num_steps = 60_000
@@ -57,7 +62,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.maml.meta_batch_size = 16
     c.data.n_query = 5
     c.eval.inner_steps = (5, 10)
-  elif variant == "cpu":
+  elif variant in ("cpu", "cpu_20way"):
     c.maml.first_order = True
     c.maml.meta_batch_size = 16
     c.data.n_query = 5
@@ -66,6 +71,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.train.num_steps = 14_000
     c.train.eval_every = 2000
     c.eval.inner_steps = (1, 3, 10)
+    if variant == "cpu_20way":  # 20-way 1-shot with the :cpu recipe: 4x the images per task.
+      c.data.n_way = 20
+      c.maml.meta_batch_size = 8
+      c.train.num_steps = 6000
   elif variant == "smoke":
     c.data.n_query = 2
     c.data.num_val_chars = 20

@@ -24,7 +24,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.data = dict(k_shot=10, num_query=10)
   c.model = dict(name="mlp", hidden=(40, 40), filters=0, downsample="", conv_impl="")
   c.maml = dict(num_inner_steps=1, inner_lr=0.01, first_order=False, learn_inner_lr=False,
-                meta_batch_size=25)
+                meta_batch_size=25, task_chunk=0)
+  # task_chunk: 0 = all tasks of a meta-batch vmapped at once; c > 0 = c tasks at a time with
+  # accumulated meta-gradients (same result; faster on CPU at large meta-batch, see
+  # experiments/README.md "Speed"). Keep it a multiple of the number of devices.
   c.optim = dict(learning_rate=1e-3, grad_clip=0.0, schedule="constant")
   c.train = train.default_train_config()
   c.train.num_steps = 70_000

@@ -122,6 +122,29 @@ def test_vmapped_meta_loss_equals_python_loop_with_weights():
   np.testing.assert_allclose(uniform, np.mean(per_task), rtol=1e-5)
 
 
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_chunked_meta_gradient_equals_vmapped(chunk):
+  """Tasks processed `chunk` at a time with accumulated gradients == all tasks vmapped at once."""
+  model, params, tasks = _setup(num_tasks=4)
+  loss_fn = maml.mse_loss(model.apply)
+  meta = {"model": params, "inner_lr": maml.init_inner_lrs(params, 2, 0.02)}
+  w = jnp.array([0.4, 0.1, 0.3, 0.2])
+  kw = dict(loss_fn=loss_fn, num_steps=2, learn_inner_lr=True, task_weights=w)
+  (loss, metrics), grads = jax.value_and_grad(maml.meta_loss, has_aux=True)(meta, tasks, **kw)
+  (closs, cmetrics), cgrads = jax.jit(
+      lambda m, t: maml.meta_value_and_grad(m, t, task_chunk=chunk, **kw))(meta, tasks)
+  np.testing.assert_allclose(closs, loss, rtol=1e-5)
+  np.testing.assert_allclose(cmetrics["mse"], metrics["mse"], rtol=1e-5)
+  chex.assert_trees_all_close(cgrads, grads, rtol=1e-4, atol=1e-6)
+  assert float(optax_norm(grads["inner_lr"])) > 0  # The inner rates really get a gradient.
+  with pytest.raises(ValueError, match="task_chunk=3 must divide"):
+    maml.meta_value_and_grad(meta, tasks, task_chunk=3, **kw)
+
+
+def optax_norm(tree):
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
 def test_inner_loop_compiles_once_for_any_step_count():
   """lax.scan: one trace per static step count, not per step."""
   model, params, tasks = _setup()

@@ -33,6 +33,10 @@ def test_sharded_meta_gradient_equals_single_device():
   assert t8["support_x"].addressable_shards[0].data.shape[0] == 2
   g8 = grad_fn(parallel.replicate(meta, mesh), t8)
   chex.assert_trees_all_close(g1, g8, rtol=1e-5, atol=1e-6)
+  # Tasks processed 8 at a time (one per device) with accumulated gradients: same gradient.
+  chunked = jax.jit(lambda m, t: maml.meta_value_and_grad(m, t, loss_fn, 2, learn_inner_lr=True,
+                                                          task_chunk=8)[1])
+  chex.assert_trees_all_close(g1, chunked(parallel.replicate(meta, mesh), t8), rtol=1e-5, atol=1e-6)
 
 
 def test_shard_batch_rejects_indivisible_batch():

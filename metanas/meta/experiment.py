@@ -141,8 +141,9 @@ def make_task(config: config_dict.ConfigDict, mesh) -> tuple[train.Task, Problem
   problem = Problem(config)
   mc = config.maml
   optimizer = build_optimizer(config.optim, config.train.num_steps)
-  loss = functools.partial(maml.meta_loss, loss_fn=problem.loss_fn, num_steps=mc.num_inner_steps,
-                           first_order=mc.first_order, learn_inner_lr=mc.learn_inner_lr)
+  value_and_grad = functools.partial(
+      maml.meta_value_and_grad, loss_fn=problem.loss_fn, num_steps=mc.num_inner_steps,
+      first_order=mc.first_order, learn_inner_lr=mc.learn_inner_lr, task_chunk=mc.task_chunk)
 
   def init(rng):
     params = problem.model.init(rng, problem.example_x)
@@ -152,7 +153,7 @@ def make_task(config: config_dict.ConfigDict, mesh) -> tuple[train.Task, Problem
 
   def step(state, batch, rng):
     del rng  # MAML's step is deterministic given the batch.
-    (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(state.meta_params, batch)
+    (value, metrics), grads = value_and_grad(state.meta_params, batch)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
     meta_params = optax.apply_updates(state.meta_params, updates)
     metrics = dict(metrics, loss=value, grad_norm=optax.global_norm(grads))
