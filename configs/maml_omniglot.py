@@ -8,7 +8,7 @@ Commands:
   python -m metanas.main --config configs/maml_omniglot.py:paper --workdir /tmp/omni_paper
   # Other settings: --config.data.k_shot=5, or --config.data.n_way=20 (paper: inner lr 0.1,
   # 5 inner steps for 20-way; meta-batch 16).
-  # 20-way 1-shot with the :cpu recipe (meta-batch 8, 6000 steps):
+  # 20-way 1-shot with the :cpu recipe (meta-batch 8, 4000 steps):
   python -m metanas.main --config configs/maml_omniglot.py:cpu_20way --workdir /tmp/omni_20w1s
 Variants: `:smoke`, `:cpu`, `:cpu_20way`, `:paper`, `:paper_5shot`, `:paper_20way`.
 Data: $METANAS_DATA_DIR/omniglot28.npz, or `--config.data.source=tfds`.
@@ -74,7 +74,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     if variant == "cpu_20way":  # 20-way 1-shot with the :cpu recipe: 4x the images per task.
       c.data.n_way = 20
       c.maml.meta_batch_size = 8
-      c.train.num_steps = 6000
+      c.train.num_steps = 4000
   elif variant == "smoke":
     c.data.n_query = 2
     c.data.num_val_chars = 20
