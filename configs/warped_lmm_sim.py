@@ -29,7 +29,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.sim = dict(num_individuals=0, num_snps=0, num_replicates=20, num_causal=10, h2_causal=0.05,
                h2_poly=0.4, min_maf=0.05, transforms=("exp", "logistic", "cube", "mixture"),
                methods=("raw", "rank_int", "box_cox", "warped"), fprs=(1e-3, 1e-4),
-               null_max_r2=0.05, null_window_mb=10.0)
+               null_max_r2=0.05, null_window_mb=10.0,
+               # Chromosomes without causal SNPs or polygenic effect; their SNPs are the null SNPs.
+               # () = polygenic effect from the full kinship, null = unlinked to causal SNPs.
+               null_chromosomes=("2", "4", "6", "8", "10", "12", "14", "16", "18", "X"))
   c.warp = dict(num_terms=3, num_restarts=2, reml=False, max_iter=500)
   # loco: scan each chromosome against the kinship of the others (null model refitted per kinship).
   c.gwas = dict(test="lrt", chunk=1024, reml=True, loco=True)

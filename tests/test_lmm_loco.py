@@ -14,6 +14,7 @@ from metanas.lmm import paired
 from metanas.lmm import pipeline
 from metanas.lmm import report
 from metanas.lmm import sim_experiment
+from metanas.lmm import simulate
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +127,15 @@ def test_paired_row_and_report_table():
   res = {"fprs": [1e-2], "table": {"exp/warped": row, "exp/raw": {}}}
   table = report.sim_paired_table(res, "raw")
   assert "| exp | warped | +1.000" in table and "exp | raw" not in table
+
+
+def test_polygenic_effect_restricted_to_given_snps():
+  rng = np.random.default_rng(3)
+  geno = rng.integers(0, 3, size=(300, 60))
+  z, _ = kinship.standardise(geno)
+  eig = lmm.eigendecompose(z @ z.T / z.shape[1])
+  effect = np.arange(20)
+  sim = simulate.simulate(rng, z, eig, effect, 1, 1e-9, 0.9, poly_snps=effect)
+  r2 = lambda cols: 1 - np.sum((sim.z - z[:, cols] @ np.linalg.lstsq(z[:, cols], sim.z,
+                                                                      rcond=None)[0]) ** 2) / 300
+  assert r2(effect) > 0.85 and r2(np.arange(40, 60)) < 0.2  # Other SNPs are exactly null.

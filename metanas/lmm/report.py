@@ -14,13 +14,26 @@ def _load(workdir):
     return json.load(f)
 
 
+_TRANSFORMS = ("exp", "logistic", "cube", "mixture")
+_METHODS = ("oracle", "raw", "rank_int", "box_cox", "warped")
+
+
+def _sim_rows(res: dict):
+  """(transform, method, row) in the paper's order (results.json stores the keys sorted)."""
+  order = lambda k: tuple(  # Unknown names go last, alphabetically.
+      (lst.index(v) if v in lst else len(lst), v)
+      for lst, v in zip((_TRANSFORMS, _METHODS), k.split("/")))
+  for key in sorted(res["table"], key=order):
+    t, m = key.split("/")
+    yield t, m, res["table"][key]
+
+
 def sim_table(res: dict) -> str:
   fprs = res["fprs"]
   head = ("| transform | method | " + " | ".join(f"power @ FPR {f:g}" for f in fprs) +
           " | lambda_GC (mean +- sd over reps) | h2 (mean +- sd) | h2 - oracle (mean +- se) |")
   lines = [head, "|" + "---|" * (5 + len(fprs))]
-  for key, row in res["table"].items():
-    t, m = key.split("/")
+  for t, m, row in _sim_rows(res):
     powers = " | ".join(f"{row[f'power@{f:g}']:.3f} +- {row[f'power_se@{f:g}']:.3f}" for f in fprs)
     lines.append(f"| {t} | {m} | {powers} | "
                  f"{row['lambda_gc_mean']:.3f} +- {row['lambda_gc_sd']:.3f}"
@@ -40,10 +53,9 @@ def sim_paired_table(res: dict, ref: str = "raw") -> str:
   head = (f"| transform | method | -log10 p - {ref} (mean +- se by rep.; se pairs) | " +
           " | ".join(f"McNemar vs {ref} @ {f:g}: gain/loss, dpower +- se, p" for f in fprs) + " |")
   lines = [head, "|" + "---|" * (3 + len(fprs))]
-  for key, row in res["table"].items():
+  for t, m, row in _sim_rows(res):
     if f"dlog10p_vs_{ref}_mean" not in row:
       continue
-    t, m = key.split("/")
     cells = []
     for f in fprs:
       mc = row[f"mcnemar_vs_{ref}@{f:g}"]
@@ -87,7 +99,8 @@ def main():
   args = parser.parse_args()
   if args.sim:
     res = _load(args.sim)
-    print(f"LOCO: {res.get('loco', False)}; wall {res['wall_time_sec']:.0f} s\n")
+    print(f"LOCO: {res.get('loco', False)}; replicates {res.get('num_replicates_done', '?')}/"
+          f"{res['num_replicates']}; wall {res['wall_time_sec']:.0f} s\n")
     print(sim_table(res), "\n")
     for ref in ("raw", "oracle"):
       print(sim_paired_table(res, ref), "\n")

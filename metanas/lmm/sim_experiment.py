@@ -4,7 +4,9 @@ Per replicate: causal SNPs + polygenic effect (drawn with the real kinship) + no
 Gaussian z; each non-linear transform gives an observed y = t(z). Methods: LMM on raw y, on the true
 z (oracle), on rank-INT(y), on Box-Cox(y), and the warped LMM. Reported per transform and method:
 power to detect the causal SNPs at fixed false-positive rates (empirical thresholds from the null
-SNPs, pooled over replicates), lambda_GC of the null SNPs, and h2 against the truth; and paired
+SNPs, pooled over replicates; null SNPs are those on `sim.null_chromosomes`, which carry no causal
+SNP and no polygenic effect, or, when that is empty and the polygenic effect is drawn from the full
+kinship, the SNPs unlinked to every causal SNP), lambda_GC of the null SNPs, and h2 against the truth; and paired
 comparisons of each method with the raw-y LMM and the oracle on the same causal SNPs (`paired`).
 With `gwas.loco` every method's scan uses leave-one-chromosome-out kinships (`loco`); the warping
 is fitted once with the full kinship, then its warped phenotype is scanned with LOCO like the others.
@@ -112,7 +114,18 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     gr, xr = lmm.rotate(eig, geno, x)
     gr = jnp.asarray(gr)  # Device-resident once; every scan reads it without a copy.
   freq = geno.mean(axis=0) / 2.0
-  candidates = np.where(poly & (np.minimum(freq, 1 - freq) >= sc.min_maf))[0]
+  candidates = poly & (np.minimum(freq, 1 - freq) >= sc.min_maf)
+  null_chrom = np.isin(chrom, np.asarray(sc.null_chromosomes, dtype=str))
+  if len(sc.null_chromosomes):
+    unknown = set(sc.null_chromosomes) - set(np.unique(chrom).tolist())
+    if unknown or null_chrom.all():
+      raise ValueError(f"sim.null_chromosomes {tuple(sc.null_chromosomes)} must be chromosomes of "
+                       f"the data {sorted(set(chrom.tolist()))} and leave at least one with effects.")
+    candidates &= ~null_chrom
+    poly_snps = np.where(poly & ~null_chrom)[0]
+  else:
+    poly_snps = None
+  candidates = np.where(candidates)[0]
   setup_sec = time.time() - t_start
   logging.info("Simulation on %d individuals x %d SNPs (%d causal candidates, LOCO %s); setup "
                "%.1fs", n, m, candidates.size, bool(config.gwas.loco), setup_sec)
@@ -126,9 +139,13 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   writer = metric_writer.MetricWriter(workdir, tensorboard=False)
   for rep in range(sc.num_replicates):
     t0 = time.time()
-    sim = simulate.simulate(rng, z_snps, eig, candidates, sc.num_causal, sc.h2_causal, sc.h2_poly)
+    sim = simulate.simulate(rng, z_snps, eig, candidates, sc.num_causal, sc.h2_causal, sc.h2_poly,
+                            poly_snps=poly_snps)
     truth.append(sim.h2_total)
-    is_null = null_snp_mask(z_snps, sim.causal, chrom, mbp, sc.null_max_r2, sc.null_window_mb)
+    if poly_snps is None:  # Every SNP carries a polygenic effect: "null" = unlinked to causal SNPs.
+      is_null = null_snp_mask(z_snps, sim.causal, chrom, mbp, sc.null_max_r2, sc.null_window_mb)
+    else:  # SNPs on chromosomes without any genetic effect.
+      is_null = null_chrom & poly
     oracle = pipeline.analyse(sim.z, eig, xr, gr, config.gwas, poly, loco=parts)
     record = {}
     for t in sc.transforms:

@@ -28,7 +28,8 @@ class SimPhenotype(NamedTuple):
 
 
 def simulate(rng: np.random.Generator, z_snps: np.ndarray, eig: lmm.Eigen, candidates: np.ndarray,
-             num_causal: int, h2_causal: float, h2_poly: float) -> SimPhenotype:
+             num_causal: int, h2_causal: float, h2_poly: float,
+             poly_snps: np.ndarray | None = None) -> SimPhenotype:
   """Draws one phenotype replicate.
 
   Args:
@@ -39,6 +40,9 @@ def simulate(rng: np.random.Generator, z_snps: np.ndarray, eig: lmm.Eigen, candi
     num_causal: number of causal SNPs.
     h2_causal: total variance explained by the causal SNPs.
     h2_poly: variance explained by the polygenic effect.
+    poly_snps: optional [M_eff] SNP indices that carry the polygenic effect; then
+      u = Z[:, poly_snps] b with b ~ N(0, I), i.e. u ~ N(0, M_eff K_eff) (scaled below), so the
+      other SNPs are exactly null. Default: u ~ N(0, K) from `eig` (every SNP has a tiny effect).
 
   Returns:
     `SimPhenotype`.
@@ -49,7 +53,10 @@ def simulate(rng: np.random.Generator, z_snps: np.ndarray, eig: lmm.Eigen, candi
   n = z_snps.shape[0]
   causal = np.sort(rng.choice(candidates, size=num_causal, replace=False))
   fixed = z_snps[:, causal] @ rng.normal(size=num_causal)
-  poly = eig.U @ (np.sqrt(eig.s) * rng.normal(size=n))
+  if poly_snps is None:
+    poly = eig.U @ (np.sqrt(eig.s) * rng.normal(size=n))
+  else:
+    poly = z_snps[:, poly_snps] @ rng.normal(size=len(poly_snps))
   noise = rng.normal(size=n)
   scale = lambda v, var: v / (np.std(v) + 1e-12) * np.sqrt(var)
   z = scale(fixed, h2_causal) + scale(poly, h2_poly) + scale(noise, 1.0 - h2_causal - h2_poly)
