@@ -179,6 +179,57 @@ def test_kernel_means_and_mmd_match_dense_numpy():
   np.testing.assert_allclose(tz, (t - mu) / sd, rtol=1e-4, atol=1e-5)
 
 
+def test_unbiased_kernel_means_drop_self_pairs():
+  rng = np.random.default_rng(11)
+  sizes, d = np.array([3, 5, 1, 4]), 2
+  z = rng.normal(size=(4, 5, d)).astype(np.float32)
+  mask = (np.arange(5)[None] < sizes[:, None]).astype(np.float32)
+  t = rng.normal(size=(3, d)).astype(np.float32)
+  sigma2 = 0.8
+  k = lambda a, b: np.exp(-np.sum((a - b) ** 2) / (2 * sigma2))
+  sets = [z[i, :sizes[i]].astype(np.float64) for i in range(4)]
+  want = np.array([[np.mean([k(a, b) for a in si for b in sj]) for sj in sets] for si in sets])
+  for i, si in enumerate(sets):
+    if len(si) > 1:  # U-statistic: only the n_i (n_i - 1) pairs a != b.
+      want[i, i] = np.mean([k(si[p], si[q]) for p in range(len(si)) for q in range(len(si))
+                            if p != q])
+  big_k, kappa, _ = mmd.kernel_means(jnp.asarray(z), jnp.asarray(mask), jnp.asarray(t), sigma2,
+                                     unbiased=True)
+  np.testing.assert_allclose(big_k, want, rtol=1e-5, atol=1e-6)
+  _, kappa_v, _ = mmd.kernel_means(jnp.asarray(z), jnp.asarray(mask), jnp.asarray(t), sigma2)
+  np.testing.assert_allclose(kappa, kappa_v)  # Cross terms have no self-pairs.
+  # Unbiased: averaged over many draws, alpha^T K^U alpha matches the population value, which
+  # the V-statistic overshoots by sum_i alpha_i^2 (1 - E k(a, a')) / n_i.
+  alpha = jnp.asarray([0.5, 0.5])
+  draws = rng.normal(size=(4000, 2, 4, 1)).astype(np.float32)
+  fn = jax.jit(jax.vmap(lambda zz, u: alpha @ mmd.kernel_means(zz, jnp.ones((2, 4)), zz[0], 1.0,
+                                                               u)[0] @ alpha, (0, None)),
+               static_argnums=1)
+  pop = 1 / np.sqrt(1 + 2)  # E k(a, b) for a, b ~ N(0, 1) independent, sigma^2 = 1 (1-d).
+  assert abs(float(np.mean(fn(jnp.asarray(draws), True))) - pop) < 0.01
+  assert float(np.mean(fn(jnp.asarray(draws), False))) - pop > 0.05
+
+
+def test_source_cv_concentrates_on_clusters_and_stays_uniform_on_exchangeable_sources():
+  rng = np.random.default_rng(12)
+  grid = dict(bandwidth_scales=(0.1, 1.0), lams=(0.1, 1e4), num_splits=2, num_iters=300)
+  x, y, mask, group, centres = _gaussian_clusters(rng, n_per_source=20)
+  sel = mmd.select_by_source_cv(x, y, mask, 5, **grid)
+  assert sel["lam"] == 0.1, sel  # The uniform mixture predicts the wrong level for every task.
+  chex.assert_shape(sel["cv_mse"], (2, 2))
+  tx = rng.normal(size=(3, 5, 1))
+  ty = centres[:, None, None] + 0.3 * rng.normal(size=(3, 5, 1))
+  alpha = mmd.task_weights(x, y, mask, tx, ty, sel["lam"],
+                           bandwidth_scale=sel["bandwidth_scale"])["alpha"]
+  assert np.mean([alpha[g, group == g].sum() for g in range(3)]) > 0.8
+  # Exchangeable sources: nothing to gain from weighting, so the near-uniform setting is kept.
+  y_same = 0.3 * rng.normal(size=y.shape)
+  sel = mmd.select_by_source_cv(x, y_same, mask, 5, **grid)
+  assert sel["lam"] == 1e4, sel
+  with pytest.raises(ValueError, match="k_shot"):
+    mmd.select_by_source_cv(x, y, mask, 20, **grid)
+
+
 def _gaussian_clusters(rng, n_per_source=30):
   """3 clusters x 3 sources; x ~ N(0, 1) for all tasks, y = c_g + 0.3 noise: only the joint
   (x, y) tells tasks apart."""

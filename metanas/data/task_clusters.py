@@ -89,7 +89,8 @@ def sinusoid_clusters(rng: np.random.Generator, cluster_set: str, sources_per_cl
               query_mask=np.ones((num_targets, num_query), np.float32),
               target_group=target_group, allowed=allowed,
               oracle=_oracle(allowed, source_group, target_group).astype(np.float32),
-              source_amplitude=amp, source_phase=phase)
+              source_amplitude=amp, source_phase=phase, target_amplitude=t_amp,
+              target_phase=t_phase)
 
 
 def wheat_structure(arrays: dict[str, np.ndarray], num_components: int, num_groups: int,

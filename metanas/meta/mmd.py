@@ -90,16 +90,22 @@ def rbf(d2: jax.Array, sigma2: jax.Array) -> jax.Array:
 
 
 def kernel_means(source_z: jax.Array, source_mask: jax.Array, target_z: jax.Array,
-                 sigma2: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+                 sigma2: jax.Array, unbiased: bool = False
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The QP's kernel means (already-standardised samples).
 
   Args:
     source_z: [N, n_max, d]; source_mask: [N, n_max]; target_z: [n_T, d]; sigma2: scalar.
+    unbiased: drop the self-pairs a = b from K_ii (U-statistic, normaliser n_i (n_i - 1)), so
+      alpha^T K alpha is unbiased for the population value at fixed alpha. The default keeps
+      them (V-statistic): K_ii^V = K_ii^U + (1 - K_ii^U) / n_i, i.e. the V-statistic adds the
+      expected squared error of each source's empirical mean embedding, a built-in ridge.
+      A source with one sample keeps its V-statistic entry (no pair to average).
 
   Returns:
-    K [N, N] with K_ij = mean_{a in S_i, b in S_j} k(a, b) (a = b included: V-statistic),
+    K [N, N] with K_ij = mean_{a in S_i, b in S_j} k(a, b),
     kappa [N] with kappa_i = mean_{a in S_i, b in S_T} k(a, b),
-    k_tt scalar = mean_{a, b in S_T} k(a, b).
+    k_tt scalar = mean_{a, b in S_T} k(a, b) (V-statistic).
   """
   num_sources, n_max, d = source_z.shape
   flat = source_z.reshape(num_sources * n_max, d)
@@ -109,6 +115,11 @@ def kernel_means(source_z: jax.Array, source_mask: jax.Array, target_z: jax.Arra
   avg = (jnp.eye(num_sources, dtype=w.dtype)[:, :, None] * w[None]).reshape(num_sources, -1)
   gram = rbf(pairwise_sq_dists(flat, flat), sigma2)
   big_k = avg @ gram @ avg.T
+  if unbiased:  # k(a, a) = 1 for the RBF, so the self-pairs sum to n_i in block i.
+    n = jnp.sum(source_mask.astype(source_z.dtype), axis=1)
+    diag_u = (n * n * jnp.diag(big_k) - n) / jnp.maximum(n * (n - 1.0), 1.0)
+    big_k = jnp.where(jnp.eye(num_sources, dtype=bool) & (n[:, None] > 1.5), jnp.diag(diag_u),
+                      big_k)
   cross = rbf(pairwise_sq_dists(flat, target_z), sigma2)  # [N*n_max, n_T]
   kappa = (avg @ cross).mean(axis=1)
   k_tt = rbf(pairwise_sq_dists(target_z, target_z), sigma2).mean()
@@ -221,7 +232,8 @@ def task_weights(source_x: np.ndarray, source_y: np.ndarray, source_mask: np.nda
                  target_x: np.ndarray, target_y: np.ndarray, lam: float,
                  allowed: np.ndarray | None = None, y_scale: float = 1.0,
                  bandwidth_scale: float = 1.0, num_iters: int = 3000,
-                 max_median_points: int = 1000) -> dict[str, np.ndarray]:
+                 max_median_points: int = 1000, unbiased: bool = False
+                 ) -> dict[str, np.ndarray]:
   """alpha for one or many targets: standardise z = (x, y), median-heuristic RBF, kernel means, QP.
 
   Several targets (leading axis on target_x/target_y/allowed) share the source Gram matrix:
@@ -237,6 +249,9 @@ def task_weights(source_x: np.ndarray, source_y: np.ndarray, source_mask: np.nda
     bandwidth_scale: multiplies the median-heuristic sigma^2 (1 = the plain heuristic).
     num_iters: projected-gradient iterations of the QP solver.
     max_median_points: the median heuristic uses at most this many (evenly spaced) source samples.
+    unbiased: U-statistic K (see `kernel_means`); the QP can then be non-convex for small lam
+      (K^U + lam diag(1/n) need not be positive semi-definite) and the solver returns a
+      stationary point.
 
   Returns:
     dict with alpha [(num_targets,) N], K [N, N], kappa [(num_targets,) N], k_tt, mmd_sq (at
@@ -263,7 +278,8 @@ def task_weights(source_x: np.ndarray, source_y: np.ndarray, source_mask: np.nda
   subset = valid[np.linspace(0, len(valid) - 1, min(len(valid), max_median_points)).astype(int)]
   out = _task_weights_jit(source_x, source_y, source_mask, target_x, target_y,
                           jnp.float32(lam), allowed, jnp.float32(y_scale),
-                          jnp.float32(bandwidth_scale), jnp.asarray(subset), num_iters)
+                          jnp.float32(bandwidth_scale), jnp.asarray(subset), num_iters,
+                          bool(unbiased))
   out = {k: np.asarray(v) for k, v in out.items()}
   if single:
     out = {k: (v[0] if k in ("alpha", "kappa", "k_tt", "mmd_sq") else v) for k, v in out.items()}
@@ -271,7 +287,7 @@ def task_weights(source_x: np.ndarray, source_y: np.ndarray, source_mask: np.nda
 
 
 def _task_weights_impl(source_x, source_y, source_mask, target_x, target_y, lam, allowed,
-                       y_scale, bandwidth_scale, median_subset, num_iters):
+                       y_scale, bandwidth_scale, median_subset, num_iters, unbiased):
   """Jitted body of `task_weights`; targets batched on the leading axis."""
   dx = source_x.shape[-1]
   sz = jnp.concatenate([source_x, source_y], -1)
@@ -284,14 +300,134 @@ def _task_weights_impl(source_x, source_y, source_mask, target_x, target_y, lam,
   n_samples = jnp.sum(source_mask, axis=1)
 
   def one(t_z, allow):
-    big_k, kappa, k_tt = kernel_means(sz, source_mask, t_z, sigma2)
+    big_k, kappa, k_tt = kernel_means(sz, source_mask, t_z, sigma2, unbiased)
     alpha = solve_simplex_qp(big_k, kappa, lam, n_samples, allow, num_iters)
     return dict(alpha=alpha, kappa=kappa, k_tt=k_tt, mmd_sq=mmd_sq(alpha, big_k, kappa, k_tt))
 
   out = jax.vmap(one)(tz, allowed)
-  out["K"] = kernel_means(sz, source_mask, tz[0], sigma2)[0]
+  out["K"] = kernel_means(sz, source_mask, tz[0], sigma2, unbiased)[0]
   out["sigma2"] = sigma2
   return out
 
 
-_task_weights_jit = jax.jit(_task_weights_impl, static_argnums=(10,))
+_task_weights_jit = jax.jit(_task_weights_impl, static_argnums=(10, 11))
+
+
+def _krr_source_predictions(source_x: np.ndarray, source_y: np.ndarray, source_mask: np.ndarray,
+                            x_scales=(0.03, 0.1, 0.3, 1.0), ridges=(1e-3, 1e-2, 1e-1)
+                            ) -> np.ndarray:
+  """Each source's own regression function, evaluated at every source input.
+
+  Per source i, RBF kernel ridge regression of y on x (x standardised over the source pool).
+  The x-bandwidth (a multiple of the median squared distance) and the ridge are shared by all
+  sources and chosen by the pooled closed-form leave-one-out error, r / (1 - diag(H)).
+
+  Returns:
+    F [N, N, n_max, dy] with F[i, j, a] = f_i(x_{j, a}) (padding rows hold garbage).
+  """
+  num, n_max, dx = source_x.shape
+  m = source_mask > 0
+  flat = source_x[m].astype(np.float64)
+  mu, sd = flat.mean(0), flat.std(0)
+  sd = np.where(sd > 1e-8, sd, 1.0)
+  xs = (source_x.astype(np.float64) - mu) / sd
+  sub = flat[np.linspace(0, len(flat) - 1, min(len(flat), 500)).astype(int)]
+  sub = (sub - mu) / sd
+  d2 = np.sum((sub[:, None] - sub[None]) ** 2, -1)
+  med = np.median(d2[~np.eye(len(sub), dtype=bool)]) if len(sub) > 1 else 1.0
+  med = med if med > 1e-12 else 1.0
+  sq = lambda a, b: np.sum((a[:, None] - b[None]) ** 2, -1)
+  best, best_loo = None, np.inf
+  for s in x_scales:
+    for rho in ridges:
+      loo = 0.0
+      for i in range(num):
+        xi, yi = xs[i, m[i]], source_y[i, m[i]].astype(np.float64)
+        k = np.exp(-sq(xi, xi) / (2 * s * med))
+        h = k @ np.linalg.inv(k + rho * len(xi) * np.eye(len(xi)))
+        resid = (yi - h @ yi) / np.maximum(1.0 - np.diag(h), 1e-6)[:, None]
+        loo += np.sum(resid ** 2)
+      if loo < best_loo:
+        best, best_loo = (s, rho), loo
+  s, rho = best
+  allx = xs.reshape(num * n_max, dx)
+  out = np.zeros((num, num * n_max, source_y.shape[-1]))
+  for i in range(num):
+    xi, yi = xs[i, m[i]], source_y[i, m[i]].astype(np.float64)
+    k = np.exp(-sq(xi, xi) / (2 * s * med))
+    coef = np.linalg.solve(k + rho * len(xi) * np.eye(len(xi)), yi)
+    out[i] = np.exp(-sq(allx, xi) / (2 * s * med)) @ coef
+  return out.reshape(num, num, n_max, -1)
+
+
+def select_by_source_cv(source_x: np.ndarray, source_y: np.ndarray, source_mask: np.ndarray,
+                        k_shot: int, bandwidth_scales=(0.03, 0.1, 0.3, 1.0),
+                        lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1e4), num_splits: int = 4,
+                        seed: int = 0, **weight_kwargs) -> dict:
+  """Chooses the kernel bandwidth and lambda by leave-one-source-out cross-validation.
+
+  The paper's QP leaves two constants free: the RBF bandwidth and lambda. Both are chosen here
+  from the source tasks alone (no target query data): each source j in turn plays the target,
+  with `k_shot` random samples as its labelled set and the rest held out; alpha is computed over
+  the other sources for every (bandwidth, lambda) on the grid, and scored by the held-out MSE of
+  the alpha-weighted mixture of the sources' own regression functions, sum_i alpha_i f_i(x)
+  (`_krr_source_predictions`). That mixture is what an alpha-weighted meta-learner predicts
+  before adaptation when its inner step is small. Among the settings whose mean held-out MSE is
+  within one standard error (paired over pseudo-targets) of the best, the one whose weights are
+  closest to uniform (largest mean 1 / sum alpha^2) is taken: differences the held-out data
+  cannot resolve do not justify discarding sources (the one-standard-error rule).
+
+  Args:
+    source_x, source_y, source_mask: as in `task_weights`.
+    k_shot: labelled samples of a (pseudo-)target.
+    bandwidth_scales, lams: the grid (multiples of the median-heuristic sigma^2; lambda values).
+    num_splits: random support/held-out splits per source.
+    seed: NumPy seed of the splits.
+    **weight_kwargs: passed to `task_weights` (y_scale, num_iters, unbiased, ...).
+
+  Returns:
+    dict with bandwidth_scale, lam (the choice), cv_mse / cv_se / effective_sources
+    [len(bandwidth_scales), len(lams)] and the best (lowest-MSE) setting.
+  """
+  source_x, source_y = np.asarray(source_x, np.float32), np.asarray(source_y, np.float32)
+  source_mask = np.asarray(source_mask, np.float32)
+  num = source_x.shape[0]
+  sizes = source_mask.sum(1).astype(int)
+  eligible = [j for j in range(num) if sizes[j] > k_shot]
+  if num < 2 or not eligible:
+    raise ValueError(f"Source cross-validation needs >= 2 sources and one with more than "
+                     f"k_shot={k_shot} samples; set alpha.select='fixed' instead.")
+  rng = np.random.default_rng(seed)
+  pj, sup, held = [], [], []
+  for _ in range(num_splits):
+    for j in eligible:
+      perm = rng.permutation(np.flatnonzero(source_mask[j] > 0))
+      h = np.zeros(source_mask.shape[1], np.float32)
+      h[perm[k_shot:]] = 1.0
+      pj.append(j), sup.append(perm[:k_shot]), held.append(h)
+  pj, sup, held = np.asarray(pj), np.stack(sup), np.stack(held)
+  tx, ty = source_x[pj[:, None], sup], source_y[pj[:, None], sup]  # [P, k, d]
+  allowed = np.ones((len(pj), num), bool)
+  allowed[np.arange(len(pj)), pj] = False
+  f = _krr_source_predictions(source_x, source_y, source_mask)[:, pj]  # [N, P, n_max, dy]
+  y_held = source_y[pj]
+  mse = np.zeros((len(bandwidth_scales), len(lams), len(pj)))
+  neff = np.zeros((len(bandwidth_scales), len(lams)))
+  for a, bw in enumerate(bandwidth_scales):
+    for b, lam in enumerate(lams):
+      alpha = task_weights(source_x, source_y, source_mask, tx, ty, lam, allowed=allowed,
+                           bandwidth_scale=bw, **weight_kwargs)["alpha"]
+      pred = np.einsum("pi,ipmd->pmd", alpha, f)
+      err = np.sum((pred - y_held) ** 2, -1)
+      mse[a, b] = np.sum(err * held, 1) / held.sum(1)
+      neff[a, b] = np.mean(1.0 / np.sum(alpha ** 2, 1))
+  mean = mse.mean(-1)
+  ia, ib = np.unravel_index(np.argmin(mean), mean.shape)
+  diff = mse - mse[ia, ib][None, None]
+  se = diff.std(-1, ddof=1) / np.sqrt(len(pj)) if len(pj) > 1 else np.zeros_like(mean)
+  ok = mean <= mean[ia, ib] + se
+  score = np.where(ok, neff, -np.inf)
+  ca, cb = np.unravel_index(np.argmax(score), score.shape)
+  return dict(bandwidth_scale=float(bandwidth_scales[ca]), lam=float(lams[cb]), cv_mse=mean,
+              cv_se=se, effective_sources=neff, best_bandwidth_scale=float(bandwidth_scales[ia]),
+              best_lam=float(lams[ib]))
