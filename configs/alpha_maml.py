@@ -44,7 +44,14 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                 num_targets=50, k_shot=10, num_query=100, train_query=10,
                 wheat_components=0, wheat_groups=0)
   c.model = dict(hidden=(40, 40))
-  c.alpha = dict(lam=1.0, y_scale=1.0, bandwidth_scale=1.0, qp_iters=3000,
+  # select="source_cv": bandwidth and lambda chosen per seed by leave-one-source-out CV on the
+  # sources (mmd.select_by_source_cv); "fixed": lam and bandwidth_scale below (the previous
+  # default: median heuristic, lambda = 1). unbiased: U-statistic K instead of the V-statistic.
+  c.alpha = dict(select="source_cv", lam=1.0, y_scale=1.0, bandwidth_scale=1.0, qp_iters=3000,
+                 unbiased=False,
+                 cv=dict(bandwidth_scales=(0.03, 0.1, 0.3, 1.0),
+                         lams=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1e4), num_splits=4,
+                         qp_iters=1000),
                  lambda_sweep=(0.0, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5))
   c.maml = dict(num_inner_steps=1, inner_lr=0.01, first_order=False)
   c.optim = dict(learning_rate=1e-2, num_steps=500)
@@ -61,6 +68,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.data.num_query = 10
     c.optim.num_steps = 4
     c.alpha.qp_iters = 200
+    c.alpha.cv.bandwidth_scales = (0.1, 1.0)
+    c.alpha.cv.lams = (1.0, 100.0)
+    c.alpha.cv.num_splits = 1
+    c.alpha.cv.qp_iters = 100
     c.alpha.lambda_sweep = (0.0, 1.0)
     c.finetune.steps = (1, 2)
     c.finetune.scratch_adam_steps = 3

@@ -172,7 +172,16 @@ def run_seed(config, seed: int, problem: dict, fns: dict) -> dict:
   src = (problem["source_x"], problem["source_y"], problem["source_mask"])
   tgt = (problem["support_x"], problem["support_y"], problem["query_x"], problem["query_y"],
          problem["query_mask"])
-  alpha = fns["weigh"](*src, *tgt[:2], lam=config.alpha.lam, allowed=problem["allowed"])["alpha"]
+  # The QP's bandwidth and lambda: fixed by the config, or chosen from the sources alone.
+  selection = {"lam": float(config.alpha.lam),
+               "bandwidth_scale": float(config.alpha.bandwidth_scale)}
+  if config.alpha.select == "source_cv":
+    selection = fns["select"](*src, d.k_shot, seed=config.seed * 1000 + seed)
+  elif config.alpha.select != "fixed":
+    raise ValueError(f"alpha.select={config.alpha.select!r}; use 'fixed' or 'source_cv'.")
+  alpha = fns["weigh"](*src, *tgt[:2], lam=selection["lam"],
+                       bandwidth_scale=selection["bandwidth_scale"],
+                       allowed=problem["allowed"])["alpha"]
   uniform = (problem["allowed"] / problem["allowed"].sum(1, keepdims=True)).astype(np.float32)
   rows, index = unique_rows(np.concatenate([alpha, uniform, problem["oracle"]]))
   pooled_rows, pooled_index = unique_rows(uniform)
@@ -191,7 +200,7 @@ def run_seed(config, seed: int, problem: dict, fns: dict) -> dict:
   curves = {name: np.asarray(fns["evaluate"](p, *tgt)) for name, p in arms.items()}
   curves["scratch_adam"] = np.asarray(fns["evaluate_adam"](arms["scratch"], *tgt))[:, None]
   num_t = d.num_targets
-  return dict(alpha=alpha, curves=curves, nonfinite_training_runs=bad,
+  return dict(alpha=alpha, curves=curves, nonfinite_training_runs=bad, selection=selection,
               train_losses={"alpha": losses[:, index[:num_t]].mean(1),
                             "uniform": losses[:, index[num_t]],
                             "pooled": pooled_losses[:, pooled_index[0]]})
@@ -208,10 +217,14 @@ def build(config) -> dict:
   evaluate, evaluate_adam = make_evaluator(model.apply, ft.lr, max(ft.steps),
                                            ft.scratch_adam_steps, ft.scratch_adam_lr)
   weigh = functools.partial(mmd.task_weights, y_scale=config.alpha.y_scale,
-                            bandwidth_scale=config.alpha.bandwidth_scale,
-                            num_iters=config.alpha.qp_iters)
+                            num_iters=config.alpha.qp_iters, unbiased=config.alpha.unbiased)
+  cv = config.alpha.cv
+  select = functools.partial(mmd.select_by_source_cv,
+                             bandwidth_scales=tuple(cv.bandwidth_scales), lams=tuple(cv.lams),
+                             num_splits=cv.num_splits, y_scale=config.alpha.y_scale,
+                             num_iters=cv.qp_iters, unbiased=config.alpha.unbiased)
   return dict(model=model, train_maml=trainer(mc.num_inner_steps), train_pooled=trainer(0),
-              evaluate=evaluate, evaluate_adam=evaluate_adam, weigh=weigh)
+              evaluate=evaluate, evaluate_adam=evaluate_adam, weigh=weigh, select=select)
 
 
 def run(config: config_dict.ConfigDict, workdir: str) -> dict:
@@ -226,16 +239,18 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
                                          config.data.wheat_groups)
   fns = build(config)
   writer = metric_writer.MetricWriter(workdir, tensorboard=config.tensorboard)
-  per_seed, alpha_stats, bad, t0 = [], [], 0, time.time()
+  per_seed, alpha_stats, selections, bad, t0 = [], [], [], 0, time.time()
   for seed in range(config.num_seeds):
     problem = sample_problem(config, seed, structure)
     out = run_seed(config, seed, problem, fns)
     per_seed.append(out["curves"])
     alpha_stats.append(alpha_summary(out["alpha"], problem))
+    selections.append({k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                       for k, v in out["selection"].items()})
     bad += out["nonfinite_training_runs"]
     if seed == 0:
       first = dict(problem=problem, alpha=out["alpha"])
-      sweep = lambda_sweep(config, problem, fns["weigh"])
+      sweep = lambda_sweep(config, problem, fns["weigh"], selections[0]["bandwidth_scale"])
     for s in range(0, config.optim.num_steps, config.log_every):
       writer.write(seed * config.optim.num_steps + s,
                    {f"train/{k}_loss": v[s] for k, v in out["train_losses"].items()})
@@ -247,7 +262,7 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   np.savez_compressed(os.path.join(workdir, "curves.npz"), **{
       f"seed{i}_{arm}": c for i, curves in enumerate(per_seed) for arm, c in curves.items()})
   results = summarise(per_seed, alpha_stats, config.finetune.steps)
-  results.update(lambda_sweep=sweep, nonfinite_training_runs=bad,
+  results.update(lambda_sweep=sweep, nonfinite_training_runs=bad, selection=selections,
                  wall_time_sec=time.time() - t0,
                  devices=f"{jax.device_count()} x {jax.devices()[0].platform}")
   metric_writer.write_results(workdir, results)
@@ -256,12 +271,14 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def lambda_sweep(config, problem: dict, weigh) -> list[dict]:
-  """alpha statistics for each `config.alpha.lambda_sweep` value (the lambda -> inf control)."""
+def lambda_sweep(config, problem: dict, weigh, bandwidth_scale: float) -> list[dict]:
+  """alpha statistics for each `config.alpha.lambda_sweep` value (the lambda -> inf control), at
+  the seed's bandwidth."""
   src = (problem["source_x"], problem["source_y"], problem["source_mask"])
   out = []
   for lam in config.alpha.lambda_sweep:
     a = weigh(*src, problem["support_x"], problem["support_y"], lam=lam,
+              bandwidth_scale=bandwidth_scale,
               allowed=problem["allowed"])["alpha"]
     out.append(dict(lam=float(lam), **alpha_summary(a, problem)))
   return out
