@@ -32,6 +32,8 @@ CASES = {
     "conv4_mb8": dict(kind="conv4", meta_batch=8),
     "conv4_mb32": dict(kind="conv4", meta_batch=32),
     "sinusoid_mb25": dict(kind="mlp", meta_batch=25),
+    # The Omniglot `:cpu` training step: first order, meta-batch 16, 5 queries per class (JAX only).
+    "conv4_cpu_fo_mb16": dict(kind="conv4", meta_batch=16, n_query=5, first_order=True),
 }
 IMPLS = ("lax", "im2col", "taps", "patches", "im2col_map", "im2col_chunk1", "im2col_chunk4",
          "torch")
@@ -41,7 +43,7 @@ def make_tasks(case, seed=0):
   rng = np.random.default_rng(seed)
   t = case["meta_batch"]
   if case["kind"] == "conv4":
-    n, k, q = 5, 1, 15
+    n, k, q = 5, 1, case.get("n_query", 15)
     return dict(support_x=rng.random((t, n * k, 28, 28, 1), np.float32),
                 support_y=np.tile(np.arange(n, dtype=np.int32), (t, k)),
                 query_x=rng.random((t, n * q, 28, 28, 1), np.float32),
@@ -67,25 +69,28 @@ def jax_setup(case, impl):
     params = model.init(jax.random.PRNGKey(0), tasks["support_x"][0])
   meta = {"model": params, "inner_lr": maml.init_inner_lrs(params, 1, lr)}
 
+  fo = case.get("first_order", False)
   if impl == "im2col_map":
     def loss(m, t):
-      per = jax.lax.map(lambda task: maml.task_loss(m, task, loss_fn, 1)[0], t)
+      per = jax.lax.map(lambda task: maml.task_loss(m, task, loss_fn, 1, fo)[0], t)
       return jnp.mean(per)
   elif impl.startswith("im2col_chunk"):
     chunk = int(impl[len("im2col_chunk"):])
     def value_and_grad(m, t):
-      (value, _), grads = maml.meta_value_and_grad(m, t, loss_fn, 1, task_chunk=chunk)
+      (value, _), grads = maml.meta_value_and_grad(m, t, loss_fn, 1, fo, task_chunk=chunk)
       return value, grads
     return jax.jit(value_and_grad), meta, tasks
   else:
     def loss(m, t):
-      return maml.meta_loss(m, t, loss_fn, 1)[0]
+      return maml.meta_loss(m, t, loss_fn, 1, fo)[0]
   step = jax.jit(jax.value_and_grad(loss))
   return step, meta, tasks
 
 
 def torch_setup(case, jax_params):
   """A plain PyTorch MAML step with the same weights; returns (step_fn, to_flat_grads)."""
+  if case.get("first_order"):
+    raise ValueError("The PyTorch reference is second order only.")
   import torch  # pylint: disable=g-import-not-at-top
   import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(os.cpu_count())
