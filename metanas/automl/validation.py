@@ -1,0 +1,117 @@
+"""Choosing a search variant on the training datasets only (K-fold BO simulation, no test data).
+
+The training columns are cut into K folds; for each fold the GP-LVM is fitted on the other K-1
+folds (sparsified like the real run) and every candidate variant of PMF+EI is run, as on a test
+dataset, on the complete columns of the held-out fold, next to random search x2/x4. The test
+datasets are never touched, so a variant picked by these numbers carries no test leakage.
+
+  fold_indices        K disjoint folds of the training columns (seeded).
+  simulate_fold       fit on the other folds, search the held-out fold with each variant.
+  summarise_variants  regret / rank summaries pooled over folds, and the selection score.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metanas.automl import baselines
+from metanas.automl import bayesopt
+from metanas.automl import data as data_lib
+from metanas.automl import evaluation
+from metanas.automl import pmf
+
+Variant = dict[str, Any]  # {"xi": float, "column_noise": tuple[float, ...] | None}
+
+
+def fold_indices(num_columns: int, num_folds: int, seed: int) -> list[np.ndarray]:
+  """K disjoint, sorted folds covering range(num_columns) (sizes differ by at most one)."""
+  if not 2 <= num_folds <= num_columns:
+    raise ValueError(f"num_folds={num_folds} must be in [2, #training datasets={num_columns}].")
+  perm = np.random.default_rng(seed).permutation(num_columns)
+  return [np.sort(f) for f in np.array_split(perm, num_folds)]
+
+
+def simulate_fold(errors: np.ndarray, features: np.ndarray, fit_cols: np.ndarray,
+                  val_cols: np.ndarray, keep: float, variants: dict[str, Variant],
+                  pmf_config: Any, search_config: Any, seed: int) -> dict[str, np.ndarray]:
+  """Fits on `fit_cols`, then searches each column of `val_cols` with every variant.
+
+  Args:
+    errors: [N, D_train] training errors (NaN = missing); features: [D_train, F] meta-features.
+    fit_cols, val_cols: disjoint column indices into `errors`.
+    keep: fraction of the fit columns' entries kept (the held-out columns stay complete).
+    variants: name -> {"xi", "column_noise"} passed to `bayesopt.bo_search_batch`.
+    pmf_config: config.pmf; search_config: config.search (num_evals, num_warm, random_repeats).
+    seed: seeds the sparsification, the fit and the random arms.
+
+  Returns:
+    name -> best_so_far [R, D_val, T] for every variant and "random_x2", "random_x4"; plus
+    "optimum" -> [D_val].
+  """
+  rng = np.random.default_rng(seed)
+  values, full_mask = pmf.prepare_matrix(errors[:, fit_cols], "validation fit matrix")
+  mask = data_lib.sparsify(full_mask, keep, rng)
+  z, _, _ = pmf.standardize_columns(values, mask)
+  p = pmf_config
+  params = pmf.fit(z, mask, jax.random.key(seed), num_latent=p.num_latent,
+                   num_steps=p.num_steps, batch_size=p.batch_size,
+                   learning_rate=p.learning_rate, prior_weight=p.prior_weight,
+                   init_noise=p.init_noise, max_rows=p.max_rows)
+  val_y = errors[:, val_cols].T
+  available = ~np.isnan(val_y)
+  fit_feats, val_feats = baselines.standardize_features(features[fit_cols], features[val_cols])
+  t, r, w = search_config.num_evals, search_config.random_repeats, search_config.num_warm
+  warm = np.stack([baselines.meta_feature_warm_start(values, mask, fit_feats, val_feats[i],
+                                                     available[i], w)
+                   for i in range(val_cols.size)])
+  y_dev = jnp.asarray(np.nan_to_num(val_y), jnp.float32)
+  out = {}
+  for name, v in variants.items():
+    noise = None if v.get("column_noise") is None else jnp.asarray(v["column_noise"], jnp.float32)
+    _, best = bayesopt.bo_search_batch(params, y_dev, jnp.asarray(available),
+                                       jnp.asarray(warm, jnp.int32),
+                                       jnp.full((val_cols.size,), w, jnp.int32), t,
+                                       v.get("xi", 0.0), noise)
+    out[name] = np.repeat(np.asarray(best, np.float64)[None], r, axis=0)
+  for speed in (2, 4):
+    out[f"random_x{speed}"] = np.asarray([[baselines.random_search(
+        val_y[i], available[i], t, speed, rng) for i in range(val_cols.size)] for _ in range(r)])
+  out["optimum"] = np.nanmin(val_y, axis=1)
+  return out
+
+
+def summarise_variants(folds: list[dict[str, np.ndarray]], report_at: tuple[int, ...],
+                       score_from: int, score_to: int) -> dict[str, dict[str, float]]:
+  """Pools the held-out columns of all folds and summarises each arm.
+
+  Ranks are computed per variant against random x2 and x4 only (three arms), so a variant's rank
+  does not depend on which other variants are in the list.
+
+  Args:
+    folds: outputs of `simulate_fold` (same arms in each).
+    report_at: evaluation counts to report.
+    score_from, score_to: the selection score is the mean regret over evaluations
+      score_from..score_to (inclusive, 1-based), pooled over all held-out columns.
+
+  Returns:
+    arm -> {"regret@t", "regret_se@t", "rank@t" (variants only), "zero_regret@T", "score"}.
+  """
+  arms = [a for a in folds[0] if a != "optimum"]
+  optimum = np.concatenate([f["optimum"] for f in folds])
+  best = {a: np.concatenate([f[a] for f in folds], axis=1) for a in arms}  # [R, D, T]
+  out = {}
+  for a in arms:
+    reg = evaluation.regrets(best[a], optimum).mean(axis=0)  # [D, T]
+    mean, se = evaluation.mean_and_stderr(reg)
+    row = {f"regret@{i}": float(mean[i - 1]) for i in report_at}
+    row.update({f"regret_se@{i}": float(se[i - 1]) for i in report_at})
+    row["zero_regret@end"] = float(np.mean(reg[:, -1] <= 0))
+    row["score"] = float(reg[:, score_from - 1:score_to].mean())
+    if not a.startswith("random_x"):
+      ranks = evaluation.method_ranks(np.stack([best[a], best["random_x2"], best["random_x4"]]))
+      rank_mean, _ = evaluation.mean_and_stderr(ranks[0])
+      row.update({f"rank@{i}": float(rank_mean[i - 1]) for i in report_at})
+    out[a] = row
+  return out

@@ -1,0 +1,67 @@
+"""Tests for metanas.automl.validation: folds, the fold simulation and the pooled summaries."""
+
+import numpy as np
+import pytest
+from ml_collections import config_dict
+
+from metanas.automl import validation
+
+
+def test_fold_indices_partition_the_columns():
+  folds = validation.fold_indices(23, 5, seed=0)
+  assert len(folds) == 5
+  assert sorted(np.concatenate(folds).tolist()) == list(range(23))
+  assert {f.size for f in folds} <= {4, 5}
+  np.testing.assert_array_equal(folds[2], validation.fold_indices(23, 5, seed=0)[2])
+  with pytest.raises(ValueError, match="num_folds"):
+    validation.fold_indices(3, 5, seed=0)
+
+
+def test_summarise_variants_against_hand_computation():
+  # Two folds, one column each, T = 3, R = 2 repeats of the random arms.
+  opt = [np.array([0.1]), np.array([0.2])]
+  fold_a = {"v": np.array([[[0.5, 0.1, 0.1]]] * 2), "random_x2": np.array([[[0.3, 0.2, 0.1]],
+                                                                            [[0.3, 0.3, 0.3]]]),
+            "random_x4": np.array([[[0.1, 0.1, 0.1]]] * 2), "optimum": opt[0]}
+  fold_b = {"v": np.array([[[0.4, 0.2, 0.2]]] * 2), "random_x2": np.array([[[0.4, 0.4, 0.4]]] * 2),
+            "random_x4": np.array([[[0.3, 0.3, 0.2]]] * 2), "optimum": opt[1]}
+  out = validation.summarise_variants([fold_a, fold_b], (1, 3), score_from=2, score_to=3)
+  # Regrets of v: fold a [0.4, 0, 0], fold b [0.2, 0, 0].
+  assert out["v"]["regret@1"] == pytest.approx(0.3)
+  assert out["v"]["regret@3"] == pytest.approx(0.0)
+  assert out["v"]["zero_regret@end"] == 1.0
+  assert out["v"]["score"] == pytest.approx(0.0)
+  # random_x2 regrets: fold a, mean over repeats of [0.2, 0.1, 0] and [0.2, 0.2, 0.2] =
+  # [0.2, 0.15, 0.1]; fold b [0.2, 0.2, 0.2]. Score = mean over t = 2..3 of both folds.
+  assert out["random_x2"]["score"] == pytest.approx(np.mean([0.15, 0.1, 0.2, 0.2]))
+  assert out["random_x2"]["zero_regret@end"] == 0.0
+  assert "rank@1" not in out["random_x2"]
+  # Ranks of v among (v, x2, x4) at t=3: fold a, repeat 1 all three tie at 0.1 -> 2, repeat 2
+  # v ties x4 (x2 0.3 worst) -> 1.5; fold b v ties x4 at 0.2 -> 1.5. Mean over folds of the
+  # repeat-averaged ranks: (1.75 + 1.5) / 2.
+  assert out["v"]["rank@3"] == pytest.approx((1.75 + 1.5) / 2)
+
+
+def test_simulate_fold_smoke_on_a_low_rank_matrix():
+  rng = np.random.default_rng(0)
+  n, d = 12, 16
+  errors = 0.3 + 0.05 * (rng.normal(size=(n, 2)) @ rng.normal(size=(2, d)))
+  features = rng.normal(size=(d, 3))
+  pmf_config = config_dict.ConfigDict(dict(num_latent=2, num_steps=5, batch_size=4,
+                                           learning_rate=0.01, prior_weight=1.0, init_noise=0.1,
+                                           max_rows=0))
+  search = config_dict.ConfigDict(dict(num_evals=6, num_warm=2, random_repeats=2))
+  variants = {"paper": {"xi": 0.0, "column_noise": None},
+              "refit": {"xi": 0.0, "column_noise": (0.01, 0.1)}}
+  val = np.array([1, 5, 9])
+  fit = np.setdiff1d(np.arange(d), val)
+  out = validation.simulate_fold(errors, features, fit, val, 0.5, variants, pmf_config, search,
+                                 seed=0)
+  np.testing.assert_allclose(out["optimum"], errors[:, val].min(axis=0))
+  for arm in ("paper", "refit", "random_x2", "random_x4"):
+    assert out[arm].shape == (2, 3, 6)
+    assert np.all(np.diff(out[arm], axis=-1) <= 0)  # Best so far never gets worse.
+    assert np.all(out[arm] >= out["optimum"][None, :, None] - 1e-6)
+  # Random x4 has seen 4 * 3 = 12 = all pipelines by iteration 3.
+  np.testing.assert_allclose(out["random_x4"][:, :, 2:],
+                             np.broadcast_to(out["optimum"][None, :, None], (2, 3, 4)), rtol=1e-6)
