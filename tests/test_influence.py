@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
-from scipy import optimize
+from scipy import optimize, stats
 
 from metanas import main
 from metanas.selection import influence as inf
@@ -185,6 +185,47 @@ def test_sampling_probabilities_and_ipw_unbiased():
   assert abs(est.mean() - loss.mean()) < 3 * est.std() / np.sqrt(len(est))
 
 
+def test_mixture_weights_unbiased_and_bounded():
+  """Kept uniform pilot + draws from p, weighted by the pooled density: unbiased, bounded."""
+  rng = np.random.default_rng(1)
+  n, m, n0 = 400, 40, 16
+  p = np.asarray(inf.mix_with_uniform(jnp.asarray(rng.pareto(1.2, size=n), jnp.float32), 0.1),
+                 np.float64)
+  p /= p.sum()
+  loss = rng.pareto(1.2, size=n) + 0.1 * np.arange(n) / n
+  reps = 4000
+  idx = np.concatenate([np.stack([rng.choice(n, n0, replace=False) for _ in range(reps)]),
+                        np.stack([rng.choice(n, m - n0, p=p) for _ in range(reps)])], axis=1)
+  w = inf.mixture_weights(np.broadcast_to(p, (reps, n)), idx, n0)
+  est = np.sum(w * loss[idx], axis=1)
+  assert abs(est.mean() - loss.mean()) < 3 * est.std() / np.sqrt(reps)
+  assert w.max() <= (m / n0) / m * (1 + 1e-5)  # At most m / pilot_size times the uniform weight.
+  # Uniform p: every weight is 1/m, as for a plain uniform sample.
+  np.testing.assert_allclose(inf.mixture_weights(np.full((1, n), 1 / n), idx[:1], n0),
+                             np.full((1, m), 1 / m), rtol=1e-5)
+  # Self-normalised weights sum to one per row.
+  np.testing.assert_allclose(inf._normalize(w[:5]).sum(1), 1.0, rtol=1e-5)  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match="pilot_size < m"):
+    inf.mixture_weights(np.full((1, n), 1 / n), idx[:1], m)
+
+
+def test_score_unevenness():
+  even = inf.score_unevenness(np.ones(1000), mix=0.3)
+  np.testing.assert_allclose([even["top1"], even["top10"], even["max_over_mean"], even["ess"],
+                              even["var_ratio"]], [0.01, 0.1, 1.0, 1.0, 1.0], rtol=1e-9)
+  spike = np.ones(1000)
+  spike[:10] = 1000.0  # Top 1% hold 10000 / 10990 of the total.
+  r = inf.score_unevenness(spike, mix=0.3)
+  np.testing.assert_allclose(r["top1"], 10000 / 10990, rtol=1e-9)
+  # Dense ESS: 1 / (N^2 * sum_i 1/p_i) with p the mixed probabilities.
+  p = 0.7 * spike / spike.sum() + 0.3 / 1000
+  np.testing.assert_allclose(r["ess"], 1 / np.sum(1 / (1000**2 * p)), rtol=1e-9)
+  assert r["ess"] < 1.0
+  # var_ratio: IPW variance of a sum of v_i = s_i * u_i (|u_i| = 1) under p ~ s over uniform.
+  # Uniform draws: Var = N^2 E[v^2] / N - mean^2 ... here checked as the closed form directly.
+  np.testing.assert_allclose(r["var_ratio"], np.mean(spike) ** 2 / np.mean(spike**2), rtol=1e-9)
+
+
 def test_ipw_refit_is_roughly_unbiased():
   """Averaged over draws, the IPW refit lands near the full fit (bias << spread of one refit)."""
   x, y = _logistic_data(n=400, seed=3)
@@ -227,10 +268,19 @@ def test_greedy_pick_and_subsample_fit_methods():
   p0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (2,) + a.shape),
                     im.init_params(LIN, 3, 2, jax.random.key(0)))
   runner = inf.StageRunner()
-  for method in inf.METHODS:
-    cfg = inf.SubsampleConfig(method=method, m=40, pilot_size=12, greedy_rounds=2)
-    params, idx, w = inf.subsample_fit(inf.Problem(LIN), cfg, p0, [1e-2, 1e-1], rng, x, y, xv, yv,
+  variants = [(mt, False, False) for mt in inf.METHODS] + [("influence", True, True),
+                                                            ("leverage", False, True)]
+  for method, reuse, norm in variants:
+    cfg = inf.SubsampleConfig(method=method, m=40, pilot_size=12, greedy_rounds=2,
+                              reuse_pilot=reuse, self_normalize=norm)
+    r0 = np.random.default_rng(5)
+    params, idx, w = inf.subsample_fit(inf.Problem(LIN), cfg, p0, [1e-2, 1e-1], r0, x, y, xv, yv,
                                        lev, runner)
+    if reuse:  # The pilot (the first draws of the generator) is kept as the first 12 rows.
+      pilot = np.stack([np.random.default_rng(5).choice(200, 12, replace=False)])
+      np.testing.assert_array_equal(idx[0, :12], pilot[0])
+    if norm:
+      np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-5)
     chex.assert_shape((idx, w), [(2, 40), (2, 40)])
     assert np.all((idx >= 0) & (idx < 200))
     assert np.all(np.isfinite(ravel_pytree(params)[0]))
@@ -256,6 +306,28 @@ def test_candidate_grid_and_heavy_tailed_design():
   xh, yh = ie.heavy_tailed(20000, 4, 3.0, 0.5, seed=0)
   kurt = np.mean(xh[:, 0] ** 4) / np.mean(xh[:, 0] ** 2) ** 2
   assert kurt > 6.0 and 0.2 < yh.mean() < 0.8  # Gaussian kurtosis would be 3.
+  xn, yn = ie.heavy_tailed(20000, 4, 3.0, 0.5, seed=0, label_noise=0.1)
+  np.testing.assert_array_equal(xn, xh)  # Same inputs; about 10% of the labels flipped.
+  assert 0.08 < np.mean(yn != yh) < 0.12
+  with pytest.raises(ValueError, match="label_noise"):
+    ie.heavy_tailed(10, 2, 3.0, 0.5, seed=0, label_noise=0.6)
+
+
+def test_resolved_pairs_and_tau_on_pairs():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=7), rng.normal(size=7)
+  # With every pair kept and no ties, tau-a equals scipy's Kendall tau.
+  np.testing.assert_allclose(ie.tau_on_pairs(a, b, np.ones((7, 7), bool)),
+                             stats.kendalltau(a, b)[0], rtol=1e-12)
+  mask = np.zeros((7, 7), bool)
+  mask[0, 1] = True
+  assert ie.tau_on_pairs(a, b, mask) == np.sign(a[0] - a[1]) * np.sign(b[0] - b[1])
+  assert np.isnan(ie.tau_on_pairs(a, b, np.zeros((7, 7), bool)))
+  # Candidate 2 = candidate 0 plus tiny noise: unresolved; candidate 1 is clearly worse.
+  base = rng.exponential(size=2000)
+  losses = np.stack([base, base + 0.5, base + 1e-4 * rng.normal(size=2000)])
+  res = ie.resolved_pairs(losses)
+  assert res[0, 1] and res[1, 2] and not res[0, 2] and not res[0, 0]
 
 
 def _load_config(variant):
@@ -276,6 +348,10 @@ def test_smoke_end_to_end(tmp_path, data_dir):
   for name in config.datasets:
     res = out["datasets"][name]
     assert len(res["candidates"]) == 3
+    assert set(res["unevenness"]) == set(res["candidates"]) | {"logreg-poly2-leverage"}
+    assert all(0.01 - 1e-9 <= u["top1"] <= 1.0 and 0 < u["ess"] <= 1.0 + 1e-9
+               for u in res["unevenness"].values())
+    assert not any(u.get("degenerate", False) for u in res["unevenness"].values())
     for method in config.methods:
       row = saved["datasets"][name]["summary"][f"m={config.sizes[0]}/{method}"]
       assert -1.0 <= row["tau"] <= 1.0 and row["regret"] >= 0.0

@@ -178,6 +178,56 @@ def ipw_weights(probs: jax.Array, idx: jax.Array) -> jax.Array:
   return 1.0 / (m * n * probs[idx])
 
 
+def mixture_weights(probs: np.ndarray, idx: np.ndarray, pilot_size: int) -> np.ndarray:
+  """IPW weights when the first `pilot_size` of the m rows are a uniform pilot that is kept.
+
+  The m rows are then draws from two designs: pilot_size uniform draws and m - pilot_size draws
+  from `probs`. Weighting every row by the pooled ("balance heuristic") density
+    q_i = (pilot_size / m) / N + ((m - pilot_size) / m) p_i,   w_j = 1 / (m N q_{idx_j}),
+  keeps sum_j w_j loss_{idx_j} unbiased for the full-data mean loss (multiple importance sampling,
+  treating the pilot's draws without replacement as i.i.d., a negligible difference for m << N),
+  and bounds every weight by m / pilot_size times the uniform weight 1/m.
+
+  Args:
+    probs: sampling probabilities [B, N] (rows sum to one).
+    idx: rows [B, m]; the first `pilot_size` columns are the pilot.
+    pilot_size: number of pilot rows (0 < pilot_size < m).
+
+  Returns:
+    Weights [B, m] float32.
+  """
+  probs = np.asarray(probs, np.float64)
+  n, m = probs.shape[1], idx.shape[1]
+  if not 0 < pilot_size < m:
+    raise ValueError(f"mixture_weights needs 0 < pilot_size < m, got {pilot_size} and m={m}.")
+  q = (pilot_size / m) / n + ((m - pilot_size) / m) * probs
+  return (1.0 / (m * n * np.take_along_axis(q, idx, axis=1))).astype(np.float32)
+
+
+def score_unevenness(scores: np.ndarray, mix: float = 0.3) -> dict[str, float]:
+  """How uneven nonnegative sampling scores [N] are (host NumPy).
+
+  Returns:
+    top1 / top10: share of the total score held by the top 1% / 10% of rows (0.01 / 0.1 if even);
+    max_over_mean: largest score over the mean;
+    ess: effective sample size per draw of the IPW estimate, 1 / sum_i 1 / (N^2 p_i), for
+      p = mix_with_uniform(scores, mix) (1 if uniform, smaller the more the weights vary);
+    var_ratio: (mean s)^2 / mean(s^2), the smallest possible ratio of the first-order parameter
+      variance E||theta_sub - theta_full||_H^2 under sampling p ~ s to that under uniform sampling
+      (p ~ s is the minimiser for Hessian-metric scores s; 1 if even). 1 - var_ratio is the most
+      that influence sampling can save, before pilot error and mixing with uniform.
+  """
+  s = np.sort(np.maximum(np.asarray(scores, np.float64), 0.0))[::-1]
+  n, total = s.shape[0], s.sum()
+  if total <= 0:
+    return dict(top1=0.01, top10=0.1, max_over_mean=1.0, ess=1.0, var_ratio=1.0)
+  p = (1.0 - mix) * s / total + mix / n
+  return dict(top1=float(s[:max(1, n // 100)].sum() / total),
+              top10=float(s[:max(1, n // 10)].sum() / total),
+              max_over_mean=float(s[0] / s.mean()), ess=float(1.0 / np.sum(1.0 / (n * n * p))),
+              var_ratio=float(s.mean() ** 2 / np.mean(s * s)))
+
+
 def leverage_scores(x: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
   """Statistical leverage h_ii of [x, 1] (host NumPy): diag of X (X^T X + r I)^{-1} X^T.
 
@@ -212,6 +262,14 @@ class SubsampleConfig:
     greedy_rounds: rounds of the greedy variant.
     epsilon: probability that a greedy slot takes a uniform random point instead.
     chunk: pool rows per block when computing scores (bounds the [chunk, P] gradient memory).
+    reuse_pilot: influence only. False: the pilot points are extra labels and the final fit uses m
+      fresh draws from the scores (the first implementation). True: the pilot counts against the
+      budget m (same number of labelled points as uniform) and is kept in the final fit, with
+      m - pilot_size draws from the scores and `mixture_weights`.
+    self_normalize: divide the IPW weights (influence, leverage) by their sum (Hajek estimator).
+      Horvitz-Thompson weights sum to 1 only on average, so the data term's total weight, and with
+      it the effective L2 strength l2 / sum(w), would vary from draw to draw; normalising fixes the
+      regularisation to that of the uniform fit and lowers the variance (slightly biased, O(1/m)).
   """
   method: str = "influence"
   m: int = 500
@@ -225,6 +283,8 @@ class SubsampleConfig:
   greedy_rounds: int = 4
   epsilon: float = 0.2
   chunk: int = 2048
+  reuse_pilot: bool = False
+  self_normalize: bool = False
 
   def __post_init__(self):
     if self.method not in METHODS:
@@ -240,6 +300,9 @@ class SubsampleConfig:
                        f"{self.greedy_rounds} > {self.m}); lower pilot_size.")
     if not 0.0 <= self.epsilon <= 1.0:
       raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}.")
+    if self.method == "influence" and self.reuse_pilot and self.pilot_size >= self.m:
+      raise ValueError(f"reuse_pilot needs pilot_size < m (got {self.pilot_size} >= {self.m}); "
+                       "lower the pilot fraction.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,6 +478,11 @@ def _draw(rng: np.random.Generator, probs: np.ndarray, m: int):
   return idx.astype(np.int32), w.astype(np.float32)
 
 
+def _normalize(w: np.ndarray) -> np.ndarray:
+  """Rows of weights [B, m] rescaled to sum to one (self-normalised / Hajek IPW)."""
+  return (w / np.sum(w, axis=1, keepdims=True)).astype(np.float32)
+
+
 def subsample_fit(problem: Problem, cfg: SubsampleConfig, params0, l2, rng: np.random.Generator,
                   x_pool, y_pool, x_val=None, y_val=None, lev_probs=None, runner=None):
   """Draws each candidate's subsample by `cfg.method` and refits on it, for a batch of B fits.
@@ -432,7 +500,8 @@ def subsample_fit(problem: Problem, cfg: SubsampleConfig, params0, l2, rng: np.r
 
   Returns:
     (params [B, ...], idx [B, m] pool indices of the final fit's rows, w [B, m] their weights).
-    The influence method additionally used `cfg.pilot_size` uniform pilot points per fit.
+    With reuse_pilot=False the influence method additionally used `cfg.pilot_size` uniform pilot
+    points per fit; with reuse_pilot=True they are the first pilot_size of the m rows.
   """
   runner = runner or StageRunner()
   l2 = jnp.asarray(l2, jnp.float32)
@@ -454,6 +523,7 @@ def subsample_fit(problem: Problem, cfg: SubsampleConfig, params0, l2, rng: np.r
     if lev_probs is None:
       raise ValueError("method='leverage' needs lev_probs (leverage_scores + mix_with_uniform).")
     idx, w = runner.host(_draw, rng, np.broadcast_to(np.asarray(lev_probs), (b, n)), m)
+    w = _normalize(w) if cfg.self_normalize else w
     return fit(params0, idx, w), idx, w
   # Pilot: the first pilot_size of m slots (the rest zero-weighted, so the fit compiled for m
   # rows serves the pilot too).
@@ -467,7 +537,14 @@ def subsample_fit(problem: Problem, cfg: SubsampleConfig, params0, l2, rng: np.r
   if cfg.method == "influence":
     probs = runner(_probs_stage, (problem, cfg), theta, x_pool, y_pool, jnp.asarray(idx),
                    jnp.asarray(w), l2)
-    idx, w = runner.host(_draw, rng, np.asarray(probs), m)
+    probs = np.asarray(probs)
+    if cfg.reuse_pilot:
+      new, _ = runner.host(_draw, rng, probs, m - cfg.pilot_size)
+      idx = np.concatenate([pilot, new], axis=1).astype(np.int32)
+      w = runner.host(mixture_weights, probs, idx, cfg.pilot_size)
+    else:
+      idx, w = runner.host(_draw, rng, probs, m)
+    w = _normalize(w) if cfg.self_normalize else w
     return fit(theta, idx, w), idx, w
   if x_val is None:
     raise ValueError("method='greedy' needs validation data (x_val, y_val).")

@@ -35,24 +35,37 @@ from metanas.selection import influence_models as im
 # Data.
 
 
-def heavy_tailed(n: int, dim: int, dof: float, interaction: float, seed: int):
-  """Synthetic logistic design with multivariate-t inputs (influence very uneven).
+def heavy_tailed(n: int, dim: int, dof: float, interaction: float, seed: int,
+                 label_noise: float = 0.0, independent: bool = False):
+  """Synthetic logistic design with multivariate-t inputs and (optionally) flipped labels.
 
-  x = z * sqrt(dof / chi2_dof) with z ~ N(0, I_dim), so a few rows are far out; the label logit is
+  x = z * sqrt(dof / chi2_dof) with z ~ N(0, I_dim) (multivariate t: one chi2 per row) or, with
+  `independent`, one chi2 per entry (independent t coordinates), so a few rows are far out; the
+  label logit is
   beta^T x + interaction * x_0 x_1 with beta_j = (-1)^j / (1 + j), making the degree-2 candidates
-  the right model class.
+  the right model class. Each label is then flipped with probability `label_noise`.
+
+  Why the flips: the influence score of a row is |residual| x its leverage in the H^-1 metric.
+  Without flips the far-out rows are mostly predicted confidently (residual ~ 0), so heavy-tailed
+  inputs alone give only moderately uneven influence (top 1% of rows hold ~10% of the total score,
+  measured); with flips a far-out row keeps a residual near 1 with probability `label_noise`, and
+  the few such rows dominate (see experiments/influence_subsampling.md for the measured shares).
 
   Returns:
     x [n, dim] float32, y [n] int32.
   """
   if dof <= 0:
     raise ValueError(f"heavy-tailed dof must be > 0, got {dof}.")
+  if not 0.0 <= label_noise < 0.5:
+    raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}.")
   rng = np.random.default_rng(seed)
   z = rng.normal(size=(n, dim))
-  x = z * np.sqrt(dof / rng.chisquare(dof, size=(n, 1)))
+  x = z * np.sqrt(dof / rng.chisquare(dof, size=(n, dim if independent else 1)))
   beta = np.array([(-1) ** j / (1 + j) for j in range(dim)])
   logit = x @ beta + interaction * x[:, 0] * x[:, 1]
   y = (rng.uniform(size=n) < 1 / (1 + np.exp(-np.clip(logit, -30, 30)))).astype(np.int32)
+  if label_noise > 0:  # Drawn after y, so label_noise = 0 reproduces the noiseless design exactly.
+    y = np.where(rng.uniform(size=n) < label_noise, 1 - y, y).astype(np.int32)
   return x.astype(np.float32), y
 
 
@@ -88,7 +101,8 @@ def load_splits(name: str, cfg: config_dict.ConfigDict, seed: int) -> dict[str, 
   n_pool, n_val, n_test = cfg.pool_size, cfg.val_size, cfg.test_size
   if name == "heavy_tailed":
     s = cfg.synthetic
-    x, y = heavy_tailed(n_pool + n_val + n_test, s.dim, s.dof, s.interaction, seed)
+    x, y = heavy_tailed(n_pool + n_val + n_test, s.dim, s.dof, s.interaction, seed,
+                        s.get("label_noise", 0.0), s.get("independent", False))
     parts = np.split(np.arange(len(y)), [n_pool, n_pool + n_val])
     xs, ys = [x[p] for p in parts], [y[p] for p in parts]
   elif name == "magic":
@@ -132,6 +146,33 @@ def _eval_losses(structure, params, x, y, lead):
   return np.asarray(fn(params))
 
 
+def resolved_pairs(example_losses: np.ndarray, z: float = 2.0) -> np.ndarray:
+  """Candidate pairs whose full-data validation losses differ beyond noise, [C, C] bool.
+
+  Pair (i, j) is resolved if |mean_k (l_ik - l_jk)| > z * its standard error over the validation
+  examples k (a paired test). Pairs the full-data ranking itself cannot tell apart (e.g. L2 1e-4 vs
+  1e-3 on 10k rows) are left out of `tau_resolved`, so it compares like with like.
+
+  Args:
+    example_losses: per-example validation losses of the full-data fits [C, n_val].
+    z: threshold in standard errors.
+  """
+  d = example_losses[:, None, :] - example_losses[None, :, :]
+  se = d.std(axis=-1, ddof=1) / np.sqrt(d.shape[-1])
+  return np.abs(d.mean(axis=-1)) > z * np.maximum(se, 1e-12)
+
+
+def tau_on_pairs(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+  """Kendall tau-a of scores a, b [C] over the pairs i < j with mask[i, j] (NaN if none)."""
+  iu = np.triu_indices(len(a), 1)
+  keep = mask[iu]
+  if not keep.any():
+    return float("nan")
+  sa = np.sign(a[:, None] - a[None, :])[iu][keep]
+  sb = np.sign(b[:, None] - b[None, :])[iu][keep]
+  return float(np.mean(sa * sb))
+
+
 def _flat(params, lead):
   leaves = jax.tree.leaves(params)
   return np.concatenate([np.asarray(l).reshape(l.shape[:lead] + (-1,)) for l in leaves], -1)
@@ -173,10 +214,42 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
                    err=np.asarray(jax.vmap(lambda p, s=s: im.error_rate(s, p, xt, y_test))(params)))
   order = [(s, i) for s in structures for i in range(len(full[s]["l2s"]))]
   full_val = np.concatenate([full[s]["val"] for s in structures])
+  ex_loss = lambda s, p: jax.vmap(lambda q: im.loss_from_logits(im.logits(s, q, feats[
+      s.feature_map][1]), y_val))(p)
+  resolved = resolved_pairs(np.concatenate([np.asarray(ex_loss(s, full[s]["params"]), np.float64)
+                                            for s in structures]))
   full_test = np.concatenate([full[s]["test"] for s in structures])
   full_time = sum(full[s]["time"] for s in structures)
   best_test = full_test.min()
   logging.info("%s: full fits %.1fs; val losses %s", name, full_time, np.round(full_val, 4))
+
+  # How uneven influence is on this dataset: Hessian-metric scores (paper Eq. 4) of every pool row
+  # at each candidate's full-data fit, and the leverages, summarised by `score_unevenness`.
+  uneven = {}
+  for s in structures:
+    f = full[s]
+    nl = len(f["l2s"])
+    ucfg = inf.SubsampleConfig(mix=0.0, solver=config.subsample.solver, chunk=config.subsample.chunk,
+                               curvature=config.subsample.mlp_curvature if s.kind == "mlp"
+                               else "hessian", damping=config.subsample.damping)
+    scores = np.asarray(runner(inf._probs_stage, (inf.Problem(s, fcfg), ucfg), f["params"],  # pylint: disable=protected-access
+                               feats[s.feature_map][0], y_pool,
+                               jnp.broadcast_to(jnp.arange(n), (nl, n)),
+                               jnp.full((nl, n), 1.0 / n), f["l2s"]))
+    for i in range(nl):
+      key = f"{s.name}-l2={float(f['l2s'][i]):g}"
+      uneven[key] = inf.score_unevenness(scores[i], config.subsample.mix)
+      # mix_with_uniform turns non-finite scores (a failed Cholesky, a diverged fit) into a uniform
+      # draw; exactly uniform scores on real data mean that happened, so say so.
+      uneven[key]["degenerate"] = bool(np.ptp(scores[i]) == 0.0)
+      if uneven[key]["degenerate"]:
+        logging.warning("%s %s: influence scores are all equal (non-finite curvature or fit?); "
+                        "influence sampling degrades to uniform for this candidate.", name, key)
+    uneven[f"{s.name}-leverage"] = inf.score_unevenness(
+        inf.leverage_scores(np.asarray(feats[s.feature_map][0])), config.subsample.mix)
+  logging.info("%s unevenness: %s", name, uneven)
+  print(f"{name} influence unevenness (top-1% share of the score / var_ratio): " + ", ".join(
+      f"{k}: {v['top1']:.3f}/{v['var_ratio']:.2f}" for k, v in uneven.items()), flush=True)
 
   lev = {}
   for s in structures:
@@ -190,6 +263,7 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
              "full_val_loss": full_val, "full_test_loss": full_test,
              "full_test_error": np.concatenate([full[s]["err"] for s in structures]),
              "full_fit_seconds": full_time, "pool_size": n, "num_seeds": config.num_seeds,
+             "unevenness": uneven, "resolved_pairs": int(np.triu(resolved, 1).sum()),
              "runs": {}}
   sub = config.subsample
   ns = config.num_seeds
@@ -204,7 +278,8 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
             method=method, m=m, pilot_size=pilot, mix=sub.mix, solver=sub.solver,
             curvature=sub.mlp_curvature if s.kind == "mlp" else "hessian", damping=sub.damping,
             cg_iters=sub.cg_iters, cg_tol=sub.cg_tol, greedy_rounds=sub.greedy_rounds,
-            epsilon=sub.epsilon, chunk=sub.chunk)
+            epsilon=sub.epsilon, chunk=sub.chunk, reuse_pilot=sub.reuse_pilot,
+            self_normalize=sub.self_normalize)
         xp, xv, _ = feats[s.feature_map]
         f = full[s]
         nl = len(f["l2s"])
@@ -232,13 +307,15 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
                         bad)
       val = np.where(np.isfinite(val), val, np.inf)
       taus = np.array([stats.kendalltau(v, full_val)[0] for v in val])
+      taus_res = np.array([tau_on_pairs(v, full_val, resolved) for v in val])
       picked = np.argmin(val, axis=1)
       regret = full_test[picked] - best_test
       pe = np.concatenate(perr).mean(axis=0) if perr else np.full(config.num_seeds, np.nan)
-      rec = {"tau": taus, "regret": regret, "param_error": pe, "seconds_per_seed": seconds,
+      rec = {"tau": taus, "tau_resolved": taus_res, "regret": regret, "param_error": pe, "seconds_per_seed": seconds,
              "compile_seconds": compile_s, "stage_seconds_per_seed": stages,
-             "pilot_size": pilot if method in ("influence", "greedy")
-             else 0, "max_weight_times_m": max(max_w), "picked": picked,
+             "pilot_size": pilot if method in ("influence", "greedy") else 0,
+             "labels": m + pilot if method == "influence" and not sub.reuse_pilot else m,
+             "max_weight_times_m": max(max_w), "picked": picked,
              "nonfinite_fits": bad}
       results["runs"][f"m={m}/{method}"] = rec
       summary = {k: float(np.mean(rec[k])) for k in ("tau", "regret", "param_error")}
@@ -259,7 +336,7 @@ def _summarise(res: dict) -> dict:
   out = {}
   for key, rec in res["runs"].items():
     row = {}
-    for k in ("tau", "regret", "param_error"):
+    for k in ("tau", "tau_resolved", "regret", "param_error"):
       v = np.asarray(rec[k], np.float64)
       row[k] = float(np.mean(v))
       row[f"{k}_se"] = float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
@@ -270,16 +347,17 @@ def _summarise(res: dict) -> dict:
 
 def markdown_table(results: dict, sizes, methods) -> str:
   """Paper-style table: one row per (dataset, m, method), mean +- standard error over seeds."""
-  lines = ["| dataset | m | method | Kendall tau | regret (test log-loss) | param. error | "
-           "wall s / seed (all candidates) |", "|---|---|---|---|---|---|---|"]
+  lines = ["| dataset | m | method | Kendall tau | tau (resolved pairs) | regret (test log-loss) | "
+           "param. error | wall s / seed (all candidates) |", "|---|---|---|---|---|---|---|---|"]
   for name, res in results.items():
     for m in sizes:
       for method in methods:
         r = res["summary"][f"m={m}/{method}"]
         lines.append(f"| {name} | {m} | {method} | {r['tau']:.3f} +- {r['tau_se']:.3f} | "
+                     f"{r['tau_resolved']:.3f} +- {r['tau_resolved_se']:.3f} | "
                      f"{r['regret']:.4f} +- {r['regret_se']:.4f} | {r['param_error']:.3f} +- "
                      f"{r['param_error_se']:.3f} | {r['seconds_per_seed']:.2f} |")
-    lines.append(f"| {name} | N={res['pool_size']} | full-data fits | 1 | 0 | 0 | "
+    lines.append(f"| {name} | N={res['pool_size']} | full-data fits | 1 | 1 | 0 | 0 | "
                  f"{res['full_fit_seconds']:.2f} |")
   return "\n".join(lines) + "\n"
 
