@@ -46,8 +46,9 @@ ROWS = [
     ("maml_omni_5w5s_cpu", "MAML Omniglot (600 test tasks, accuracy after 1 / 3 steps)", "5-way 5-shot, :cpu",
      "configs/maml_omniglot.py:cpu", ["--config.data.k_shot=5"], ("eval/test/step1_accuracy", "eval/test/step3_accuracy"),
      "99.9%"),
-    ("maml_omni_20w1s_cpu", "MAML Omniglot (600 test tasks, accuracy after 1 / 3 steps)", "20-way 1-shot, :cpu",
-     "configs/maml_omniglot.py:cpu", ["--config.data.n_way=20", "--config.maml.meta_batch_size=8"],
+    ("maml_omni_20w1s_cpu", "MAML Omniglot (600 test tasks, accuracy after 1 / 3 steps)",
+     "20-way 1-shot, :cpu_20way (:cpu recipe, meta-batch 8, 4000 steps)",
+     "configs/maml_omniglot.py:cpu_20way", [],
      ("eval/test/step1_accuracy", "eval/test/step3_accuracy"), "95.8%"),
 ]
 
