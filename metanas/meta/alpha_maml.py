@@ -1,7 +1,9 @@
 """alpha-MAML (Cai et al. 2020, arXiv 2003.09465): MAML on source tasks weighted towards a target.
 
 For each target task: alpha = argmin of the MMD bound's simplex QP (`metanas.meta.mmd`, paper
-Sec. 4), then MAML with the alpha-weighted query losses sum_i alpha_i L_i (paper eq. 9, through
+Sec. 4; its kernel bandwidth and lambda fixed by the config or chosen per problem by
+leave-one-source-out cross-validation, `mmd.select_by_source_cv`), then MAML with the
+alpha-weighted query losses sum_i alpha_i L_i (paper eq. 9, through
 `maml.meta_loss(..., task_weights=alpha)`), then fine-tuning on the target's k labelled samples.
 
 Arms compared on the same sources, targets, initialisation and minibatch keys:

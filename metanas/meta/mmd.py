@@ -14,6 +14,10 @@ distribution, x alone carries no information about which task is which. Samples 
 standardised per coordinate and the RBF bandwidth is set by the median heuristic, both from the
 source pool (the target has too few samples to set a scale reliably).
 
+The bandwidth (a multiple of the median heuristic) and lambda are free constants of the bound;
+`select_by_source_cv` chooses both from the sources alone by leave-one-source-out
+cross-validation. `kernel_means(..., unbiased=True)` gives the U-statistic K.
+
 Source sets may have different sizes: they are stored padded, `z [num_sources, n_max, d]` with
 a validity mask `[num_sources, n_max]`.
 """
