@@ -9,7 +9,8 @@ few seeds), `:paper` (10 seeds, larger pools). Override e.g. `--config.num_seeds
 `--config.datasets='("magic",)'`.
 
 Runtime (2-core CPU shared with other jobs, compilation cached): heavy-tailed alone, 10 seeds, all
-four methods about 18 min; MAGIC + Adult, 10 seeds, about 45 min; `:smoke` about 15 s of CPU time.
+four methods about 18 min; MAGIC + Adult, 10 seeds, all four methods 42 min; `:smoke` about 15 s
+of CPU time.
 
 Expected (the paper's claim): influence sampling beats uniform on regret and Kendall tau at every m
 on the heavy-tailed design and is no worse on MAGIC / Adult. Measured (10 seeds, pilot counted in m
