@@ -14,10 +14,12 @@ Variants: `:smoke`, `:cpu`, `:cpu_20way`, `:paper`, `:paper_5shot`, `:paper_20wa
 Data: $METANAS_DATA_DIR/omniglot28.npz, or `--config.data.source=tfds`.
 
 Paper (600 test tasks): 5-way 1-shot 98.7%, 5-way 5-shot 99.9%, 20-way 1-shot 95.8%.
-Measured `:cpu` 5-way 1-shot (600 test tasks, 3 inner steps): 95.2% +- 0.5% with the default
-(14000 first-order steps, cosine-annealed meta LR, learnt per-layer per-step inner LRs; ~56 min at
-the 4.2 steps/s of an idle 2-core CPU). With a constant meta LR and a fixed inner LR: 92.7% at
-6000 steps, 94.2% at 10000, 94.9% +- 0.5% at 14000. See experiments/README.md.
+Measured `:cpu` 5-way 1-shot (600 test tasks, 3 inner steps; 14000 first-order steps,
+cosine-annealed meta LR, learnt per-layer per-step inner LRs): 95.2% +- 0.5% with tasks vmapped
+(task_chunk=0; ~56 min at the 4.2 steps/s of an idle 2-core CPU) and 94.5% +- 0.5% with the
+current default task_chunk=1 (37.8 min; ~10 steps/s idle). With a constant meta LR and a fixed
+inner LR: 92.7% at 6000 steps, 94.2% at 10000, 94.9% +- 0.5% at 14000. 20-way 1-shot
+(`:cpu_20way`): 82.2% +- 0.4%. See experiments/README.md.
 """
 
 from ml_collections import config_dict
