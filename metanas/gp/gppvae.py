@@ -92,17 +92,6 @@ def _batch_slicer(n: int, batch_size: int):
   return bs, num_batches, slice_fn
 
 
-def _gp_loglik_from_stats(ftf: jax.Array, ftz: jax.Array, zz: jax.Array, noise: jax.Array,
-                          n: int, num_latent: int) -> jax.Array:
-  """`lowrank.log_likelihood` from the sufficient statistics F'F [R, R], F'Z [R, L], ||Z||^2."""
-  r = ftf.shape[0]
-  chol = jnp.linalg.cholesky(noise * jnp.eye(r, dtype=ftf.dtype) + ftf)
-  w = jax.scipy.linalg.solve_triangular(chol, ftz, lower=True)
-  quad = (zz - jnp.sum(w * w)) / noise
-  logdet = (n - r) * jnp.log(noise) + 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
-  return -0.5 * (n * num_latent * jnp.log(2 * jnp.pi) + num_latent * logdet + quad)
-
-
 def lowmem_grad(nets: vae.Networks, spec: kernels.KernelSpec, params: dict, kparams: dict,
                 images: jax.Array, obj: jax.Array, view: jax.Array, eps: jax.Array,
                 batch_size: int):
@@ -152,7 +141,7 @@ def lowmem_grad(nets: vae.Networks, spec: kernels.KernelSpec, params: dict, kpar
   # (2) The GP term and its gradients with respect to the statistics and to the noise.
   noise, noise_vjp = jax.vjp(lambda k: kernels.noise(spec, k), kparams)
   gp_val, (g_ftf, g_ftz, g_zz, g_noise) = jax.value_and_grad(
-      _gp_loglik_from_stats, argnums=(0, 1, 2, 3))(ftf, ftz, zz, noise, n, num_latent)
+      lowrank.log_likelihood_from_stats, argnums=(0, 1, 2, 3))(ftf, ftz, zz, noise, n)
   g_ftf_sym = g_ftf + g_ftf.T
 
   # (3) Minibatch sweep: per-image terms + <dZ_b, z_b>; kernel features pulled back.

@@ -40,11 +40,21 @@ def log_likelihood(features: jax.Array, noise: jax.Array, z: jax.Array) -> jax.A
   Returns:
     Scalar log-likelihood summed over the L columns.
   """
-  n, num_latent = z.shape
-  r = features.shape[1]
-  chol = _chol_inner(features, noise)
-  w = jsl.solve_triangular(chol, features.T @ z, lower=True)  # [R, L]; ||w||^2 = tr(Z'FA^-1F'Z).
-  quad = (jnp.sum(z * z) - jnp.sum(w * w)) / noise
+  return log_likelihood_from_stats(features.T @ features, features.T @ z, jnp.sum(z * z), noise,
+                                   z.shape[0])
+
+
+def log_likelihood_from_stats(ftf: jax.Array, ftz: jax.Array, zz: jax.Array, noise: jax.Array,
+                              n: int) -> jax.Array:
+  """`log_likelihood` from its sufficient statistics F^T F [R, R], F^T Z [R, L] and ||Z||^2.
+
+  The data enter only through these sums over rows, so they can be accumulated over minibatches
+  (GPPVAE's low-memory backprop, `metanas.gp.gppvae.lowmem_grad`).
+  """
+  r, num_latent = ftz.shape
+  chol = jnp.linalg.cholesky(noise * jnp.eye(r, dtype=ftf.dtype) + ftf)
+  w = jsl.solve_triangular(chol, ftz, lower=True)  # [R, L]; ||w||^2 = tr(Z'FA^-1F'Z).
+  quad = (zz - jnp.sum(w * w)) / noise
   logdet = (n - r) * jnp.log(noise) + 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
   return -0.5 * (n * num_latent * math.log(2 * math.pi) + num_latent * logdet + quad)
 
