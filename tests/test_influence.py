@@ -209,6 +209,50 @@ def test_mixture_weights_unbiased_and_bounded():
     inf.mixture_weights(np.full((1, n), 1 / n), idx[:1], m)
 
 
+def test_capped_inclusion_and_systematic_pps_marginals():
+  """PPS without replacement: k distinct rows, each included with probability exactly pi_i."""
+  rng = np.random.default_rng(2)
+  n, k = 60, 15
+  p = rng.pareto(1.0, size=n) + 0.05
+  pi = inf.capped_inclusion(p, k)
+  np.testing.assert_allclose(pi.sum(), k, rtol=1e-9)
+  assert pi.max() <= 1.0 and np.sum(pi == 1.0) >= 1  # The heavy rows are taken with certainty.
+  free = pi < 1.0  # Uncapped rows stay proportional to p.
+  np.testing.assert_allclose(pi[free] / p[free], (pi[free] / p[free])[0], rtol=1e-9)
+  np.testing.assert_allclose(inf.capped_inclusion(np.ones(n), k), np.full(n, k / n), rtol=1e-12)
+  reps = 6000
+  counts = np.zeros(n)
+  for _ in range(reps):
+    s = inf.systematic_pps(rng, pi)
+    assert s.shape == (k,) and len(np.unique(s)) == k
+    counts[s] += 1
+  se = np.sqrt(pi * (1 - pi) / reps) + 1e-9
+  assert np.all(np.abs(counts / reps - pi) < 4.5 * se + 1e-12)
+  with pytest.raises(ValueError, match="positive probability"):
+    inf.capped_inclusion(np.r_[np.ones(3), np.zeros(5)], 4)
+
+
+def test_pps_with_pilot_unbiased_distinct_bounded():
+  """Kept uniform pilot + PPS rows outside it: distinct rows, HT weights unbiased and bounded."""
+  rng = np.random.default_rng(3)
+  n, m, n0 = 300, 45, 15
+  p = np.asarray(inf.mix_with_uniform(jnp.asarray(rng.pareto(1.1, size=n), jnp.float32), 0.1),
+                 np.float64)
+  loss = 3 * p * n + rng.normal(size=n)  # Correlated with p, like a loss with its influence.
+  reps = 3000
+  pilots = np.stack([rng.choice(n, n0, replace=False) for _ in range(reps)])
+  idx, w = inf.pps_with_pilot(rng, np.broadcast_to(p, (reps, n)), pilots, m)
+  np.testing.assert_array_equal(idx[:, :n0], pilots)
+  assert all(len(np.unique(r)) == m for r in idx[:50])
+  est = np.sum(w * loss[idx], axis=1)
+  assert abs(est.mean() - loss.mean()) < 3 * est.std() / np.sqrt(reps)
+  assert w.max() <= 1.0 / n0 * (1 + 1e-5)  # At most m / pilot_size times the uniform weight.
+  _, wu = inf.pps_with_pilot(rng, np.full((2, n), 1 / n), pilots[:2], m)
+  np.testing.assert_allclose(wu, np.full((2, m), 1 / m), rtol=1e-5)  # Uniform p: plain mean.
+  with pytest.raises(ValueError, match="pilot size < m"):
+    inf.pps_with_pilot(rng, np.full((1, n), 1 / n), pilots[:1], n0)
+
+
 def test_score_unevenness():
   even = inf.score_unevenness(np.ones(1000), mix=0.3)
   np.testing.assert_allclose([even["top1"], even["top10"], even["max_over_mean"], even["ess"],
@@ -268,11 +312,13 @@ def test_greedy_pick_and_subsample_fit_methods():
   p0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (2,) + a.shape),
                     im.init_params(LIN, 3, 2, jax.random.key(0)))
   runner = inf.StageRunner()
-  variants = [(mt, False, False) for mt in inf.METHODS] + [("influence", True, True),
-                                                            ("leverage", False, True)]
-  for method, reuse, norm in variants:
+  variants = [(mt, False, False, "iid") for mt in inf.METHODS] + [
+      ("influence", True, True, "iid"), ("leverage", False, True, "iid"),
+      ("influence", True, False, "pps")]
+  for method, reuse, norm, sampling in variants:
     cfg = inf.SubsampleConfig(method=method, m=40, pilot_size=12, greedy_rounds=2,
-                              reuse_pilot=reuse, self_normalize=norm)
+                              reuse_pilot=reuse, self_normalize=norm, sampling=sampling,
+                              refit_from="init" if sampling == "pps" else "pilot")
     r0 = np.random.default_rng(5)
     params, idx, w = inf.subsample_fit(inf.Problem(LIN), cfg, p0, [1e-2, 1e-1], r0, x, y, xv, yv,
                                        lev, runner)
@@ -284,7 +330,7 @@ def test_greedy_pick_and_subsample_fit_methods():
     chex.assert_shape((idx, w), [(2, 40), (2, 40)])
     assert np.all((idx >= 0) & (idx < 200))
     assert np.all(np.isfinite(ravel_pytree(params)[0]))
-    if method == "greedy":
+    if method == "greedy" or sampling == "pps":
       assert all(len(set(r.tolist())) == 40 for r in idx)
   assert runner.compile_seconds > 0 and runner.run_seconds > 0
   with pytest.raises(ValueError, match="exceeds the pool"):
@@ -292,6 +338,31 @@ def test_greedy_pick_and_subsample_fit_methods():
                       [1e-2, 1e-1], rng, x, y)
   with pytest.raises(ValueError, match="Unknown subsampling method"):
     inf.SubsampleConfig(method="bogus")
+  with pytest.raises(ValueError, match="needs reuse_pilot"):
+    inf.SubsampleConfig(sampling="pps", reuse_pilot=False)
+  with pytest.raises(ValueError, match="Unknown refit_from"):
+    inf.SubsampleConfig(refit_from="bogus")
+
+
+def test_refit_from_init_is_the_full_data_training_procedure():
+  """refit_from='init': the final MLP fit starts at params0 (same Adam run as a plain fit on the
+  subsample); 'pilot' warm-starts at the pilot fit and so gives a different MLP."""
+  x, y = _logistic_data(n=120)
+  fcfg = im.FitConfig(mlp_steps=20)
+  prob = inf.Problem(MLP, fcfg)
+  p0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (1,) + a.shape),
+                    im.init_params(MLP, 3, 2, jax.random.key(1)))
+  out = {}
+  for start in inf.REFIT_FROM:
+    cfg = inf.SubsampleConfig(m=30, pilot_size=10, reuse_pilot=True, sampling="pps",
+                              refit_from=start, curvature="gauss_newton")
+    out[start] = inf.subsample_fit(prob, cfg, p0, [1e-2], np.random.default_rng(0), x, y)
+  params, idx, w = out["init"]
+  np.testing.assert_array_equal(idx, out["pilot"][1])  # Same draws either way.
+  want = jax.jit(inf.fit_batch, static_argnums=(0, 1))(MLP, fcfg, p0, x, y, jnp.asarray(idx),
+                                                       jnp.asarray(w), jnp.full(1, 1e-2))
+  chex.assert_trees_all_close(params, want, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(ravel_pytree(out["pilot"][0])[0], ravel_pytree(params)[0], atol=1e-4)
 
 
 def test_candidate_grid_and_heavy_tailed_design():

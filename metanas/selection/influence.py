@@ -40,6 +40,8 @@ from metanas.selection import influence_models as im
 METHODS = ("uniform", "leverage", "influence", "greedy")
 SOLVERS = ("exact", "cg")
 CURVATURES = ("hessian", "gauss_newton")
+SAMPLINGS = ("iid", "pps")
+REFIT_FROM = ("pilot", "init")
 
 # ---------------------------------------------------------------------------------------------
 # Per-example gradients and curvature.
@@ -204,6 +206,104 @@ def mixture_weights(probs: np.ndarray, idx: np.ndarray, pilot_size: int) -> np.n
   return (1.0 / (m * n * np.take_along_axis(q, idx, axis=1))).astype(np.float32)
 
 
+def capped_inclusion(probs: np.ndarray, k: int) -> np.ndarray:
+  """Inclusion probabilities pi_i = min(1, c p_i) with c chosen so that sum_i pi_i = k (host NumPy).
+
+  The standard "take-all" capping of probability-proportional-to-size sampling without
+  replacement: rows whose share would exceed one are included with certainty and the rest of the
+  budget is spread over the others in proportion to `probs` (iterated until no new row caps).
+
+  Args:
+    probs: nonnegative sampling weights [n] (need not sum to one; at least k of them positive).
+    k: sample size, 0 <= k <= n.
+
+  Returns:
+    pi [n] in [0, 1] with sum k.
+  """
+  p = np.maximum(np.asarray(probs, np.float64), 0.0)
+  n = p.shape[0]
+  if not 0 <= k <= n:
+    raise ValueError(f"Sample size k={k} must be in [0, {n}] (the number of candidate rows).")
+  if np.count_nonzero(p) < k:
+    raise ValueError(f"Only {np.count_nonzero(p)} rows have positive probability but k={k} are "
+                     "needed; mix the scores with uniform (mix > 0).")
+  pi = np.zeros(n)
+  capped = np.zeros(n, bool)
+  for _ in range(n + 1):
+    rest = k - capped.sum()
+    free = ~capped
+    total = p[free].sum()
+    pi[free] = rest * p[free] / total if total > 0 else 0.0
+    pi[capped] = 1.0
+    over = free & (pi > 1.0)
+    if not over.any():
+      break
+    capped |= over
+  return np.clip(pi, 0.0, 1.0)
+
+
+def systematic_pps(rng: np.random.Generator, pi: np.ndarray) -> np.ndarray:
+  """Exactly k = round(sum pi) distinct rows, row i included with probability pi_i [n] (NumPy).
+
+  Systematic sampling on a random order (Madow 1949): lay the rows' pi_i end to end on [0, k) in
+  a random permutation and take the rows that contain the points u, u + 1, ..., u + k - 1 with
+  u ~ U[0, 1). Each interval has length pi_i <= 1, so it holds at most one point (no duplicates)
+  and holds one with probability exactly pi_i; rows with pi_i = 1 are always taken.
+  """
+  pi = np.asarray(pi, np.float64)
+  k = int(round(pi.sum()))
+  order = rng.permutation(pi.shape[0])
+  cum = np.cumsum(pi[order])
+  cum *= k / cum[-1]  # Removes float drift so the last point u + k - 1 < cum[-1].
+  points = rng.uniform() + np.arange(k)
+  pos = np.minimum(np.searchsorted(cum, points, side="right"), pi.shape[0] - 1)
+  return order[pos].astype(np.int32)
+
+
+def pps_with_pilot(rng: np.random.Generator, probs: np.ndarray, pilot: np.ndarray,
+                   m: int) -> tuple[np.ndarray, np.ndarray]:
+  """Keeps a uniform pilot and adds m - n0 distinct rows by PPS sampling without replacement.
+
+  The new rows are drawn from the rows outside the pilot with inclusion probabilities
+  pi = capped_inclusion(probs, m - n0) (systematic PPS), so all m rows are distinct: no label is
+  spent twice (i.i.d. draws from uneven probabilities repeat rows; e.g. 15% of 2000 draws on the
+  heavy-tailed design). Horvitz-Thompson weights use each row's inclusion probability in the
+  union of the two designs, q_i = n0/N + (1 - n0/N) pi_i (the pilot is a simple random sample,
+  inclusion n0/N), w_i = 1 / (N q_i): sum_i w_i loss_i is unbiased for the full-data mean loss up
+  to the dependence of pi on the pilot (ignored, as in `mixture_weights`); with uniform probs every
+  weight is 1/m; every weight is at most 1/n0 = (m/n0) x uniform.
+
+  Args:
+    rng: host generator.
+    probs: sampling probabilities [B, N] (e.g. mixed influence scores).
+    pilot: pilot rows [B, n0] (distinct within a row).
+    m: total rows (pilot included), n0 < m <= N.
+
+  Returns:
+    idx [B, m] int32 (the pilot first), w [B, m] float32.
+  """
+  probs = np.asarray(probs, np.float64)
+  b, n = probs.shape
+  n0 = pilot.shape[1]
+  if not 0 < n0 < m <= n:
+    raise ValueError(f"pps_with_pilot needs 0 < pilot size < m <= N, got {n0}, {m}, {n}.")
+  idx = np.zeros((b, m), np.int32)
+  w = np.zeros((b, m), np.float32)
+  for j in range(b):
+    rest = np.setdiff1d(np.arange(n), pilot[j])
+    pi = np.zeros(n)
+    pi[rest] = capped_inclusion(probs[j, rest], m - n0)
+    # Pilot rows get the pi they would have had outside the pilot (same constant c), for q.
+    free = rest[(pi[rest] < 1) & (probs[j, rest] > 0)]
+    scale = np.median(pi[free] / probs[j, free]) if free.size else 0.0
+    pi[pilot[j]] = np.minimum(1.0, scale * probs[j, pilot[j]])
+    new = rest[systematic_pps(rng, pi[rest])]
+    idx[j] = np.concatenate([pilot[j], new])
+    q = n0 / n + (1.0 - n0 / n) * pi[idx[j]]
+    w[j] = 1.0 / (n * q)
+  return idx, w
+
+
 def score_unevenness(scores: np.ndarray, mix: float = 0.3) -> dict[str, float]:
   """How uneven nonnegative sampling scores [N] are (host NumPy).
 
@@ -270,6 +370,13 @@ class SubsampleConfig:
       Horvitz-Thompson weights sum to 1 only on average, so the data term's total weight, and with
       it the effective L2 strength l2 / sum(w), would vary from draw to draw; normalising fixes the
       regularisation to that of the uniform fit and lowers the variance (slightly biased, O(1/m)).
+    sampling: influence with reuse_pilot only. "iid": m - pilot_size draws with replacement from
+      the scores (`mixture_weights`); "pps": m - pilot_size distinct non-pilot rows by systematic
+      PPS sampling without replacement with capped inclusion probabilities (`pps_with_pilot`).
+    refit_from: influence only. "pilot": the final fit starts at the pilot fit (the first
+      implementation); "init": from the same start as every other fit (`params0`), so that an MLP
+      candidate trained for a fixed number of Adam steps is the same training procedure on the
+      subsample as on the full data (a warm start gives it extra steps and changes its ranking).
   """
   method: str = "influence"
   m: int = 500
@@ -285,8 +392,17 @@ class SubsampleConfig:
   chunk: int = 2048
   reuse_pilot: bool = False
   self_normalize: bool = False
+  sampling: str = "iid"
+  refit_from: str = "pilot"
 
   def __post_init__(self):
+    if self.sampling not in SAMPLINGS:
+      raise ValueError(f"Unknown sampling {self.sampling!r}; choose one of {SAMPLINGS}.")
+    if self.refit_from not in REFIT_FROM:
+      raise ValueError(f"Unknown refit_from {self.refit_from!r}; choose one of {REFIT_FROM}.")
+    if self.sampling == "pps" and not self.reuse_pilot:
+      raise ValueError("sampling='pps' needs reuse_pilot=True (the pilot rows are excluded from "
+                       "the PPS draw and kept).")
     if self.method not in METHODS:
       raise ValueError(f"Unknown subsampling method {self.method!r}; choose one of {METHODS}.")
     if self.solver not in SOLVERS:
@@ -538,14 +654,16 @@ def subsample_fit(problem: Problem, cfg: SubsampleConfig, params0, l2, rng: np.r
     probs = runner(_probs_stage, (problem, cfg), theta, x_pool, y_pool, jnp.asarray(idx),
                    jnp.asarray(w), l2)
     probs = np.asarray(probs)
-    if cfg.reuse_pilot:
+    if cfg.reuse_pilot and cfg.sampling == "pps":
+      idx, w = runner.host(pps_with_pilot, rng, probs, pilot, m)
+    elif cfg.reuse_pilot:
       new, _ = runner.host(_draw, rng, probs, m - cfg.pilot_size)
       idx = np.concatenate([pilot, new], axis=1).astype(np.int32)
       w = runner.host(mixture_weights, probs, idx, cfg.pilot_size)
     else:
       idx, w = runner.host(_draw, rng, probs, m)
     w = _normalize(w) if cfg.self_normalize else w
-    return fit(theta, idx, w), idx, w
+    return fit(theta if cfg.refit_from == "pilot" else params0, idx, w), idx, w
   if x_val is None:
     raise ValueError("method='greedy' needs validation data (x_val, y_val).")
   sizes = np.diff(np.linspace(cfg.pilot_size, m, cfg.greedy_rounds + 1).astype(int))

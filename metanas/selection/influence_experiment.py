@@ -279,7 +279,8 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
             curvature=sub.mlp_curvature if s.kind == "mlp" else "hessian", damping=sub.damping,
             cg_iters=sub.cg_iters, cg_tol=sub.cg_tol, greedy_rounds=sub.greedy_rounds,
             epsilon=sub.epsilon, chunk=sub.chunk, reuse_pilot=sub.reuse_pilot,
-            self_normalize=sub.self_normalize)
+            self_normalize=sub.self_normalize, sampling=sub.get("sampling", "iid"),
+            refit_from=sub.get("refit_from", "pilot"))
         xp, xv, _ = feats[s.feature_map]
         f = full[s]
         nl = len(f["l2s"])
@@ -315,7 +316,7 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
              "compile_seconds": compile_s, "stage_seconds_per_seed": stages,
              "pilot_size": pilot if method in ("influence", "greedy") else 0,
              "labels": m + pilot if method == "influence" and not sub.reuse_pilot else m,
-             "max_weight_times_m": max(max_w), "picked": picked,
+             "max_weight_times_m": max(max_w), "picked": picked, "val_loss": val,
              "nonfinite_fits": bad}
       results["runs"][f"m={m}/{method}"] = rec
       summary = {k: float(np.mean(rec[k])) for k in ("tau", "regret", "param_error")}
