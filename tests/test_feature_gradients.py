@@ -1,6 +1,7 @@
 """Tests for Feature Gradients: the Kong-Valiant estimator, the relaxed optimisation, the sklearn
 selector and the `:smoke` experiment configs."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -153,6 +154,41 @@ def test_fit_finds_relevant_features():
   sizes = [1, 2, 3, 5, 10, 20]
   curve = fg.learnability_curve(xs, t, res.weights, sizes, order=2)
   assert curve[2] > 0.5 and abs(curve[-1] - curve[2]) < 0.1
+
+
+def test_normalized_sgd_ranks_by_strength_where_full_batch_adam_ties():
+  # Full batch: the gradient is deterministic, so Adam moves every feature with a positive gradient
+  # by ~learning_rate per step (equal logits); the normalised gradient keeps their magnitudes. N = D
+  # puts each feature's scaled variance (~1 / top eigenvalue) where EV grows with every weight.
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(200, 200))
+  y = x[:, [0, 1, 2]] @ np.array([1.5, 1.0, 0.6]) + 0.5 * rng.normal(size=200)
+  xs, _ = learnability.prepare_features(x)
+  t = learnability.prepare_targets(y, "regression")
+  hp = fg.Hparams(num_epochs=30, batch_size=0, sparsity=0.1, learning_rate=0.05)
+  adam = fg.fit(xs, t, hp).logits
+  nsgd = fg.fit(xs, t, dataclasses.replace(hp, optimizer="normalized_sgd", learning_rate=0.2)).logits
+  assert np.ptp(adam[:3]) < 0.05 * np.ptp(adam)
+  np.testing.assert_array_equal(np.argsort(-nsgd)[:3], [0, 1, 2])
+  assert nsgd[0] - nsgd[1] > 0.1 and nsgd[1] - nsgd[2] > 0.1
+  with pytest.raises(ValueError, match="Unknown optimizer"):
+    fg.make_optimizer(dataclasses.replace(hp, optimizer="sgdd"))
+
+
+def test_restarts_average_the_logits_of_independent_orders():
+  rng = np.random.default_rng(9)
+  x = rng.normal(size=(64, 6))
+  y = x[:, 0] + rng.normal(size=64)
+  xs, _ = learnability.prepare_features(x)
+  t = learnability.prepare_targets(y, "regression")
+  hp = fg.Hparams(num_epochs=3, batch_size=16, learning_rate=0.05)
+  one = fg.fit(xs, t, hp, seed=3)
+  two = fg.fit(xs, t, dataclasses.replace(hp, num_restarts=2), seed=3)
+  second, _ = fg._fit_once(xs, t, hp, 3, 1, None, None)  # pylint: disable=protected-access
+  assert not np.allclose(one.logits, second)  # a different mini-batch order
+  np.testing.assert_allclose(two.logits, (one.logits + second) / 2, rtol=1e-6)
+  np.testing.assert_allclose(two.weights, 1 / (1 + np.exp(-2 * two.logits)), rtol=1e-5)
+  assert len(two.history) == hp.num_epochs
 
 
 def test_selection_rules():

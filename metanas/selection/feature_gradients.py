@@ -39,6 +39,12 @@ class Hparams:
   batch_size: int = 16            # rows per mini-batch; 0 = all rows in one mini-batch.
   minibatches_per_step: int = 1   # accumulated (and sharded over devices) per step.
   init_logit: float = 0.0
+  # "adam" (S&F) or "normalized_sgd" (heavy-ball SGD on g / ||g||_2). Adam's per-coordinate scaling
+  # moves every feature whose gradient keeps its sign by ~learning_rate per step, so with a large or
+  # full batch the weights tie and top-k falls back to the column order; the normalised gradient
+  # keeps the features' relative gradient magnitudes, i.e. their estimated contributions to EV.
+  optimizer: str = "adam"
+  num_restarts: int = 1           # independent mini-batch orders; their weights s are averaged.
 
 
 @flax.struct.dataclass
@@ -74,9 +80,18 @@ def loss_fn(logits: jax.Array, x: jax.Array, y: jax.Array, coeffs: jax.Array,
   return loss, {"loss": loss, "explained_variance": ev, "mean_weight": jnp.mean(s)}
 
 
+OPTIMIZERS = {
+    "adam": lambda lr: optax.adam(lr),
+    "normalized_sgd": lambda lr: optax.chain(optax.normalize_by_update_norm(scale_factor=1.0),
+                                             optax.sgd(lr, momentum=0.9)),
+}
+
+
 def make_optimizer(hp: Hparams) -> optax.GradientTransformation:
+  if hp.optimizer not in OPTIMIZERS:
+    raise ValueError(f"Unknown optimizer {hp.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
   chain = [optax.clip_by_global_norm(hp.grad_clip)] if hp.grad_clip > 0 else []
-  return optax.chain(*chain, optax.adam(hp.learning_rate))
+  return optax.chain(*chain, OPTIMIZERS[hp.optimizer](hp.learning_rate))
 
 
 def init_state(num_features: int, hp: Hparams) -> State:
@@ -133,17 +148,37 @@ def fit(x: np.ndarray, y: np.ndarray, hp: Hparams, seed: int = 0,
         log_fn: Callable[[int, dict], None] | None = None) -> FitResult:
   """Runs Feature Gradients on prepared data.
 
+  With `hp.num_restarts` = R > 1 the optimisation is repeated from the same start with R mini-batch
+  orders and their logits z are averaged (the estimate is unbiased for every order, so the average
+  only removes the order's noise from the ranking).
+
   Args:
     x: [N, D] float32 from `learnability.prepare_features`.
     y: [N, C] float32 from `learnability.prepare_targets`.
     hp: optimisation settings.
-    seed: shuffling seed (epoch e uses the permutation of NumPy generator [seed, e]).
+    seed: shuffling seed (restart r, epoch e uses the permutation of NumPy generator [seed, e] for
+      r = 0 and [seed, e, r] otherwise).
     mesh: devices to shard the mini-batches over (default: `mesh_for(M)`).
-    log_fn: optional `(epoch, metrics)` callback on the host.
+    log_fn: optional `(epoch, metrics)` callback on the host (first restart only).
 
   Returns:
-    A `FitResult`; raises FloatingPointError if the loss becomes non-finite.
+    A `FitResult` (logits: mean over restarts, weights: sigmoid(2 logits), history: the first
+    restart's);
+    raises FloatingPointError if the loss becomes non-finite.
   """
+  if hp.num_restarts < 1:
+    raise ValueError(f"num_restarts must be >= 1, got {hp.num_restarts}.")
+  t0 = time.time()
+  runs = [_fit_once(x, y, hp, seed, r, mesh, log_fn if r == 0 else None)
+          for r in range(hp.num_restarts)]
+  logits = np.mean([z for z, _ in runs], axis=0)
+  coeffs, _ = learnability.minimax_coefficients(hp.order)
+  return FitResult(weights=np.asarray(feature_weights(jnp.asarray(logits))), logits=logits, history=runs[0][1], coeffs=coeffs,
+                   seconds=time.time() - t0)
+
+
+def _fit_once(x, y, hp: Hparams, seed: int, restart: int, mesh, log_fn):
+  """One optimisation run; returns ([D] final logits z, per-epoch history)."""
   n, d = x.shape
   b, m, steps_per_epoch = batch_plan(n, hp)
   mesh = mesh or mesh_for(m)
@@ -151,9 +186,9 @@ def fit(x: np.ndarray, y: np.ndarray, hp: Hparams, seed: int = 0,
   coeffs_dev = parallel.replicate(jnp.asarray(coeffs, jnp.float32), mesh)
   state = parallel.replicate(init_state(d, hp), mesh)
   history = []
-  t0 = time.time()
   for epoch in range(hp.num_epochs):
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    key = [seed, epoch] if restart == 0 else [seed, epoch, restart]
+    perm = np.random.default_rng(key).permutation(n)
     window = []
     for i in range(steps_per_epoch):
       idx = perm[i * m * b:(i + 1) * m * b].reshape(m, b)
@@ -168,9 +203,7 @@ def fit(x: np.ndarray, y: np.ndarray, hp: Hparams, seed: int = 0,
     history.append(metrics)
     if log_fn is not None:
       log_fn(epoch + 1, metrics)
-  logits = np.asarray(jax.device_get(state.logits))
-  return FitResult(weights=np.asarray(jax.device_get(feature_weights(state.logits))),
-                   logits=logits, history=history, coeffs=coeffs, seconds=time.time() - t0)
+  return np.asarray(jax.device_get(state.logits)), history
 
 
 # ---------------------------------------------------------------------------------------------

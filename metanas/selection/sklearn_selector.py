@@ -31,8 +31,8 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     task: "auto" (classification for class-like targets), "classification" or "regression".
     order: estimator order K (1..12).
     sparsity: w in the loss (1 - w) (1 - EV) + w mean(s).
-    learning_rate, grad_clip, num_epochs, batch_size, minibatches_per_step, init_logit: see
-      `feature_gradients.Hparams`.
+    learning_rate, grad_clip, num_epochs, batch_size, minibatches_per_step, init_logit, optimizer,
+      num_restarts: see `feature_gradients.Hparams`.
     random_state: int seed for mini-batch shuffling.
 
   Attributes (after fit):
@@ -43,7 +43,8 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
 
   def __init__(self, n_features_to_select=10, selection="top_k", threshold=0.5, task="auto",
                order=2, sparsity=0.3, learning_rate=0.05, grad_clip=1.0, num_epochs=50,
-               batch_size=256, minibatches_per_step=1, init_logit=0.0, random_state=0):
+               batch_size=256, minibatches_per_step=1, init_logit=0.0, optimizer="adam",
+               num_restarts=1, random_state=0):
     self.n_features_to_select = n_features_to_select
     self.selection = selection
     self.threshold = threshold
@@ -56,6 +57,8 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     self.batch_size = batch_size
     self.minibatches_per_step = minibatches_per_step
     self.init_logit = init_logit
+    self.optimizer = optimizer
+    self.num_restarts = num_restarts
     self.random_state = random_state
 
   def _task(self, y) -> str:
@@ -77,7 +80,8 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     hp = fg.Hparams(order=self.order, sparsity=self.sparsity, learning_rate=self.learning_rate,
                     grad_clip=self.grad_clip, num_epochs=self.num_epochs,
                     batch_size=self.batch_size, minibatches_per_step=self.minibatches_per_step,
-                    init_logit=self.init_logit)
+                    init_logit=self.init_logit, optimizer=self.optimizer,
+                    num_restarts=self.num_restarts)
     seed = 0 if self.random_state is None else int(self.random_state)
     result = fg.fit(x, t, hp, seed=seed)
     self.scores_ = result.weights
