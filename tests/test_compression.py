@@ -47,6 +47,43 @@ def test_load_adult_encoding(data_dir):
     tabular.load("iris", data_dir)
 
 
+def test_validation_split_keeps_train_rows_and_holds_out_other_training_rows(data_dir):
+  for name in ("magic", "adult"):
+    test = tabular.load(name, data_dir, n_train=300, n_test=200, seed=2)
+    val = tabular.load(name, data_dir, n_train=300, n_test=200, seed=2, validation=True)
+    np.testing.assert_array_equal(val.x_train, test.x_train)
+    np.testing.assert_array_equal(val.y_train, test.y_train)
+    assert val.x_test.shape == test.x_test.shape and not np.array_equal(val.x_test, test.x_test)
+    # Held-out rows are not training rows (these seeds and sizes hit no duplicate rows).
+    same = (val.x_test[:, None, :] == val.x_train[None, :, :]).all(-1).any(1)
+    assert not same.any(), name
+  with pytest.raises(ValueError, match="n_train below"):
+    tabular.load("magic", data_dir, n_train=0, seed=0, validation=True)
+
+
+def test_quantile_codec_round_trip_gaussianises_and_keeps_spikes():
+  rng = np.random.default_rng(0)
+  n = 2000
+  spike = np.where(rng.uniform(size=n) < 0.9, 0.0, rng.exponential(5.0, n))   # 90 % exact zeros.
+  ints = rng.integers(1, 17, n).astype(float)                                 # Integer-valued.
+  heavy = rng.standard_cauchy(n)
+  x = np.concatenate([np.stack([spike, ints, heavy], 1), tabular.one_hot(rng.integers(0, 2, n), 2),
+                      tabular.one_hot(rng.integers(0, 4, n), 4)], axis=1).astype(np.float32)
+  codec = tabular.QuantileCodec(x, SPEC)
+  z = codec.encode(x)
+  np.testing.assert_array_equal(z[:, 3:], x[:, 3:])                       # Blocks pass through.
+  assert abs(z[:, 2].mean()) < 0.05 and abs(z[:, 2].std() - 1) < 0.05     # Cauchy -> N(0, 1).
+  np.testing.assert_allclose(codec.decode(z)[:, :3], x[:, :3], rtol=1e-4, atol=1e-4)
+  # Fresh Gaussian noise decodes onto the data's marginals: the spike comes back as exact zeros.
+  noise = np.concatenate([rng.normal(size=(n, 3)), x[:, 3:]], axis=1)
+  back = codec.decode(noise)
+  assert abs(np.mean(back[:, 0] == 0.0) - 0.9) < 0.03
+  assert back[:, 1].min() >= 1 and back[:, 1].max() <= 16
+  assert abs(np.median(back[:, 2]) - np.median(heavy)) < 0.15
+  with pytest.raises(ValueError, match="width 9"):
+    codec.decode(noise[:, :5])
+
+
 def test_project_makes_valid_rows_and_checks_width():
   x = np.random.default_rng(0).normal(size=(20, SPEC.dim))
   p = tabular.project(x, SPEC)
@@ -195,6 +232,19 @@ def test_gan_step_is_pure_and_jitted_once(toy_gan):
   assert not np.allclose(jax.tree.leaves(s1.g_params)[0], jax.tree.leaves(state.g_params)[0])
   s3, m3 = step(s1, (batch[0] + 1.0, 1 - batch[1]), jax.random.key(2))   # No retrace.
   assert np.isfinite(m3["d_loss"]) and int(s3.step) == 2
+
+
+def test_straight_through_blocks_are_one_hot_with_softmax_gradients(toy_gan):
+  raw = jax.random.normal(jax.random.key(0), (16, SPEC.dim))
+  w = jax.random.normal(jax.random.key(1), (SPEC.dim,))
+  st = dataclasses.replace(toy_gan, straight_through=True)
+  out = gan_lib.finalize(st, raw, jax.random.key(2), hard=False)
+  assert _valid_rows(np.asarray(out), SPEC)                      # D sees exact one-hot blocks.
+  np.testing.assert_array_equal(out[:, :3], raw[:, :3])
+  loss = lambda gan: lambda r: jnp.sum(gan_lib.finalize(gan, r, jax.random.key(2), False) * w)
+  g_st, g_soft = jax.grad(loss(st))(raw), jax.grad(loss(toy_gan))(raw)
+  np.testing.assert_allclose(g_st, g_soft, rtol=1e-5, atol=1e-6)   # Gradient of the relaxation.
+  assert np.abs(np.asarray(g_st[:, 3:])).max() > 1e-3
 
 
 def test_gan_learns_class_conditional_structure(toy_gan):

@@ -105,6 +105,9 @@ class GAN:
     data_shape: shape of one example, e.g. (dim,) or (28, 28, 1).
     spec: the tabular layout (None for images): which raw outputs are categorical logits.
     tau: Gumbel-softmax temperature used in training for categorical blocks.
+    straight_through: in training, feed the discriminator hard one-hot blocks (Gumbel-max forward)
+      with the tau-softmax gradient (straight-through Gumbel-softmax, Jang et al. 2017), so D cannot
+      tell fake rows from real ones merely by their soft categorical entries.
     learning_rate, beta1: Adam settings shared by G and D.
     aux_weight: weight of the class (auxiliary classifier) terms.
   """
@@ -115,6 +118,7 @@ class GAN:
   data_shape: tuple[int, ...]
   spec: tabular.TabularSpec | None = None
   tau: float = 0.5
+  straight_through: bool = False
   learning_rate: float = 2e-4
   beta1: float = 0.5
   aux_weight: float = 1.0
@@ -176,10 +180,12 @@ def finalize(gan: GAN, raw: jax.Array, rng: jax.Array, hard: bool) -> jax.Array:
   for key, (start, stop) in zip(jax.random.split(rng, len(gan.spec.cat_sizes)),
                                 gan.spec.blocks()):
     logits = raw[:, start:stop] + jax.random.gumbel(key, (raw.shape[0], stop - start))
+    one_hot = jax.nn.one_hot(jnp.argmax(logits, axis=-1), stop - start)
     if hard:
-      parts.append(jax.nn.one_hot(jnp.argmax(logits, axis=-1), stop - start))
+      parts.append(one_hot)
     else:
-      parts.append(jax.nn.softmax(logits / gan.tau, axis=-1))
+      soft = jax.nn.softmax(logits / gan.tau, axis=-1)
+      parts.append(soft + jax.lax.stop_gradient(one_hot - soft) if gan.straight_through else soft)
   return jnp.concatenate(parts, axis=-1)
 
 

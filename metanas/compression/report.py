@@ -2,6 +2,7 @@
 
   python -m metanas.compression.report /tmp/gan_compression_tabular/results.json \
       /tmp/gan_compression_images/results.json
+Several tabular results.json files (seeds run in separate processes) are merged into one table.
 """
 
 import json
@@ -63,14 +64,23 @@ def image_tables(results: dict) -> str:
 
 
 def main(paths: list[str]) -> None:
+  """Prints the image tables of each file and ONE set of tabular tables over all tabular files.
+
+  Tabular runs split over several processes (e.g. `--config.seed=3 --config.num_seeds=2`) are
+  merged: their per-seed results are concatenated per dataset, in the order given.
+  """
+  merged = {}
   for path in paths:
     with open(path) as f:
       results = json.load(f)
     print(f"### {path} (wall {results.get('wall_s', float('nan')):.0f} s)\n")
     if "per_seed" in results:
-      print(tabular_tables(results["per_seed"]))
+      for name, runs in results["per_seed"].items():
+        merged.setdefault(name, []).extend(runs)
     else:
       print(image_tables(results))
+  if merged:
+    print(tabular_tables(merged))
 
 
 if __name__ == "__main__":

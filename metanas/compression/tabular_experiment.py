@@ -44,13 +44,20 @@ def transfer_sets(data: tabular.TabularData, config: config_dict.ConfigDict, see
   if needs & {"gan", "train+gan"}:
     t0 = time.time()
     gan = gan_lib.tabular_gan(data.spec, 2, config.gan.latent_dim, tuple(config.gan.hidden),
-                              tau=config.gan.tau, learning_rate=config.gan.learning_rate)
-    state = gan_lib.train(gan, data.x_train, data.y_train, config.gan.num_steps,
+                              tau=config.gan.tau, learning_rate=config.gan.learning_rate,
+                              straight_through=config.gan.straight_through,
+                              aux_weight=config.gan.aux_weight)
+    # The GAN models Gaussianised numeric columns; samples are mapped back onto the data's quantiles.
+    codec = tabular.QuantileCodec(data.x_train, data.spec) if config.gan.quantile else None
+    x_gan = codec.encode(data.x_train) if codec else data.x_train
+    state = gan_lib.train(gan, x_gan, data.y_train, config.gan.num_steps,
                           config.gan.batch_size, seed,
                           log_fn=lambda s, m: log(f"gan/{data.name}/seed{seed}", s, m),
                           log_every=config.gan.log_every)
     labels = np.random.default_rng(seed).choice(data.y_train, size=mult * n)
     out["gan"] = gan_lib.sample(gan, state.g_params, labels, seed + 1)
+    if codec:
+      out["gan"] = codec.decode(out["gan"])
     logging.info("%s seed %d: GAN trained in %.1fs", data.name, seed, time.time() - t0)
   if "train+munge" in needs:
     out["munge"] = augment.munge(data.x_train, data.spec, mult, config.munge.p, config.munge.s,
@@ -64,7 +71,8 @@ def transfer_sets(data: tabular.TabularData, config: config_dict.ConfigDict, see
 def run_seed(name: str, config: config_dict.ConfigDict, seed: int, data_dir: str | None = None,
              log=lambda *a: None) -> dict:
   """All transfer sets and students for one dataset and seed: {"teacher": auc, set: {student: auc}}."""
-  data = tabular.load(name, data_dir, config.n_train, config.n_test, seed=seed)
+  data = tabular.load(name, data_dir, config.n_train, config.n_test, seed=seed,
+                      validation=config.validation)
   t0 = time.time()
   teacher = students.rf_teacher(data.x_train, data.y_train, config.teacher_trees, seed)
   result = {"teacher": _auc(data.y_test, teacher.predict_proba(data.x_test)[:, 1])}
