@@ -5,7 +5,9 @@ Commands (`:cpu` variant; wall times measured on a shared, heavily loaded 2-core
   python -m metanas.main --config configs/feature_gradients.py:cpu --workdir /tmp/fg_madelon \
       --config.dataset=madelon
   # N << D data: full-batch normalised-gradient descent (chosen by inner CV on the training splits,
-  # experiments/feature_gradients/inner_cv.py); allaml 6.5 min, arcene 13 min (mostly MI/RFE):
+  # experiments/feature_gradients/inner_cv.py). Measured at load average 30-50 on the 2 cores:
+  # allaml 35 min (MI baseline 5.3 min/seed); arcene with the same flags and
+  # --config.baselines="('all','f_classif')" 20 min:
   python -m metanas.main --config configs/feature_gradients.py:cpu --workdir /tmp/fg_allaml \
       --config.dataset=allaml --config.fg.optimizer=normalized_sgd --config.fg.learning_rate=0.1 \
       --config.fg.batch_size=0 --config.fg.num_epochs=100
@@ -24,8 +26,10 @@ Variants: `:smoke` (seconds, tests), `:cpu`, `:paper` (10 seeds, 100 epochs, lar
 Expected (measured, `:cpu`, classifier StandardScaler + RBF-SVM, mean of 5 seeds, k = 5/10/20/50):
   madelon  FG 0.666/0.812/0.760/0.635, best univariate filter (f_classif) 0.667/0.806/0.754/0.624,
            all features 0.582; 13 of the 20 relevant features in FG's top 20.
-  allaml   FG 0.891/0.891/0.964/0.955, mutual_info 0.927/0.945/0.945/0.945, all features 0.764.
-  arcene   FG 0.643/0.650/0.680/0.703, mutual_info 0.703/0.710/0.747/0.760, all features 0.730.
+  allaml   FG 0.918/0.909/0.945/0.955 (normalized_sgd, full batch; = f_classif at k = 5, 10),
+           mutual_info 0.927/0.945/0.945/0.945, all features 0.764.
+  arcene   FG 0.657/0.683/0.690/0.713 (same flags), f_classif 0.637/0.653/0.670/0.710,
+           mutual_info 0.703/0.710/0.747/0.760, all features 0.730.
 Full tables and the other experiments: experiments/feature_gradients.md.
 """
 
