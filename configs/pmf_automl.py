@@ -46,8 +46,14 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # nugget) by ML and take EI on the lookups' predictive (metanas/automl/bayesopt.py). (0.01,)
   # was chosen among 7 variants by 5-fold BO simulation on the training datasets only
   # (experiments/pmf_automl/select_variant.py; experiments/pmf_automl.md, "Variant selection").
-  c.search = dict(num_evals=50, num_warm=5, xi=0.0, column_noise=(0.01,), random_repeats=10,
-                  report_at=(1, 5, 10, 25, 50), num_reveal=10)
+  # lengthscale_grid: factors of the learnt lengthscales also refitted per column (needs
+  # column_noise); explore_below / fallback: once the largest EI is below explore_below, pick the
+  # candidate with the largest predictive variance ("variance") or lowest mean ("mean").
+  # warm_start: "nn" = best pipelines of the nearest training datasets in meta-features (paper),
+  # "rank" = the best-average-rank portfolio's first num_warm pipelines.
+  c.search = dict(num_evals=50, num_warm=5, warm_start="rank", xi=0.0, column_noise=(0.01,),
+                  lengthscale_grid=(), explore_below=0.0, fallback="variance",
+                  random_repeats=10, report_at=(1, 5, 10, 25, 50), num_reveal=10)
   if variant == "smoke":
     c.sparsities = (1.0,)  # The sparse (observed-rows) path runs end to end in the `:paper` test.
     c.tensorboard = False  # Importing tensorboardX costs seconds; metrics.jsonl is still written.
@@ -70,6 +76,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.pmf.num_steps = 3000
     c.pmf.max_rows = 1000
     c.search.num_evals = 200
-    c.search.column_noise = ()  # The paper's EI (the refit was selected on OBOE only).
+    c.search.column_noise = ()  # The paper's EI and warm start (the refit and the portfolio
+    c.search.warm_start = "nn"  # warm start were selected on OBOE only).
     c.search.report_at = (1, 10, 25, 50, 100, 200)
   return c

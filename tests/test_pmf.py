@@ -20,7 +20,7 @@ from metanas.automl import evaluation
 from metanas.automl import pmf
 
 # One compiled BO loop for all tests (tracing `lax.scan` eagerly recompiles on every call).
-_bo_search = jax.jit(bayesopt.bo_search, static_argnames=("num_evals",))
+_bo_search = jax.jit(bayesopt.bo_search, static_argnames=("num_evals", "fallback"))
 
 _CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "pmf_automl.py")
 
@@ -219,6 +219,78 @@ def test_column_refit_matches_dense_profile_likelihood():
   assert np.all(np.asarray(var) >= 0.999 * dense_scale[best] * grid[best])
 
 
+def test_column_fit_with_lengthscale_factors_matches_dense_profile_likelihood():
+  rng = np.random.default_rng(6)
+  n, q = 12, 2
+  params = _random_params(rng, n, q)
+  obs = np.array([3, 0, 7, 11, 5, 8])
+  slots = np.concatenate([obs, [2]])
+  slot_mask = np.array([1, 1, 1, 1, 1, 1, 0], np.float32)
+  y_obs = rng.normal(size=obs.size)
+  y_slots = jnp.asarray(np.concatenate([y_obs, [3.0]]), jnp.float32)
+  noise_grid, ls_grid = np.array([1e-3, 0.1, 1.0]), np.array([0.5, 1.0, 2.0])
+  lat = np.asarray(params["latents"], np.float64)
+  ls = np.exp(np.asarray(params["log_lengthscale"], np.float64))
+  signal = float(np.exp(2 * params["log_signal"]))
+  best_ll, best = -np.inf, None
+  for g in noise_grid:
+    for c in ls_grid:
+      k = _dense_kernel(lat, c * ls, signal)[np.ix_(obs, obs)] + g * np.eye(obs.size)
+      a = y_obs @ np.linalg.solve(k, y_obs) / obs.size
+      ll = stats.multivariate_normal(np.zeros(obs.size), a * k).logpdf(y_obs)
+      if ll > best_ll:
+        best_ll, best = ll, (a, g, c, k)
+  scale, nugget, factor = jax.jit(bayesopt.column_fit)(
+      params, jnp.asarray(slots), y_slots, jnp.asarray(slot_mask),
+      jnp.asarray(noise_grid, jnp.float32), jnp.asarray(ls_grid, jnp.float32))
+  np.testing.assert_allclose([float(nugget), float(factor)], best[1:3], rtol=1e-6)
+  np.testing.assert_allclose(float(scale), best[0], rtol=1e-3)
+  # The posterior uses the chosen factor: dense mean with lengthscales c * l.
+  mean, _ = jax.jit(bayesopt.column_posterior)(
+      params, jnp.asarray(slots), y_slots, jnp.asarray(slot_mask),
+      jnp.asarray(noise_grid, jnp.float32), jnp.asarray(ls_grid, jnp.float32))
+  kso = _dense_kernel(lat, best[2] * ls, signal)[:, obs]
+  np.testing.assert_allclose(mean, kso @ np.linalg.solve(best[3], y_obs), rtol=1e-3, atol=1e-4)
+
+
+def test_ei_fallback_picks_by_variance_or_mean_once_ei_is_below_threshold():
+  g, params = _grid_params()
+  n = g.shape[0]
+  # An asymmetric target and warm start, so no two candidates tie on mean or variance.
+  y = np.sum((g - np.asarray([0.7, -1.3])) ** 2, axis=1).astype(np.float32)
+  warm = np.array([0, 12, 19], np.int32)
+  z = (y[warm] - y[warm].mean()) / y[warm].std()
+  mean, var = bayesopt.gp_posterior(params, jnp.asarray(warm), jnp.asarray(z), jnp.ones((3,)))
+  mean, var = np.asarray(mean), np.asarray(var)
+  rest = np.setdiff1d(np.arange(n), warm)
+  assert np.diff(np.sort(var[rest])[-2:])[0] > 1e-3 and np.diff(np.sort(mean[rest])[:2])[0] > 1e-3
+  common = dict(num_evals=4)
+  args = (params, jnp.asarray(y), jnp.ones((n,), bool), jnp.asarray(warm), jnp.asarray(3))
+  # A threshold above any EI: the first BO pick is the fallback's choice among the candidates.
+  chosen_var, _ = _bo_search(*args, explore_below=1e9, fallback="variance", **common)
+  chosen_mean, _ = _bo_search(*args, explore_below=1e9, fallback="mean", **common)
+  assert int(chosen_var[3]) == rest[np.argmax(var[rest])]
+  assert int(chosen_mean[3]) == rest[np.argmin(mean[rest])]
+  # Threshold 0 (default) is plain EI.
+  chosen_ei, _ = _bo_search(*args, **common)
+  best = z.min()
+  ei = np.asarray(bayesopt.expected_improvement(jnp.asarray(mean), jnp.sqrt(jnp.asarray(var)),
+                                                best))
+  assert int(chosen_ei[3]) == rest[np.argmax(ei[rest])]
+  # The fallback still never re-evaluates a pipeline or picks an unavailable one.
+  available = np.ones(n, bool)
+  available[[6, 18]] = False
+  for fallback in bayesopt.FALLBACKS:
+    chosen, best_y = _bo_search(params, jnp.asarray(y), jnp.asarray(available), jnp.asarray(warm),
+                                jnp.asarray(3), num_evals=n - 2, explore_below=1e9,
+                                fallback=fallback)
+    chosen = np.asarray(chosen).tolist()
+    assert len(set(chosen)) == n - 2 and not set(chosen) & {6, 18}
+    np.testing.assert_allclose(best_y, np.minimum.accumulate(y[chosen]))
+  with pytest.raises(ValueError, match="fallback"):
+    bayesopt.bo_search(*args, num_evals=4, fallback="ucb")
+
+
 def test_column_refit_picks_large_nugget_for_a_column_the_latents_cannot_explain():
   rng = np.random.default_rng(5)
   n = 40
@@ -381,8 +453,10 @@ def _check_results(workdir, results, num_evals):
   assert os.path.getsize(os.path.join(workdir, "regret_rank.png")) > 1000
   for entry in results["by_sparsity"].values():
     curves = entry["curves"]
-    refit = {"pmf_ei_paper"} if results["config"]["search"]["column_noise"] else set()
-    assert set(curves) == {"pmf_ei", "pmf_ei_rankwarm", "random_x1", "random_x2", "random_x4",
+    search = results["config"]["search"]
+    refit = {"pmf_ei_paper"} if search["column_noise"] or search["explore_below"] > 0 else set()
+    other_warm = "pmf_ei_rankwarm" if search["warm_start"] == "nn" else "pmf_ei_nnwarm"
+    assert set(curves) == {"pmf_ei", other_warm, "random_x1", "random_x2", "random_x4",
                            "avg_rank_portfolio", "metafeat_nn_random"} | refit
     for c in curves.values():
       chex.assert_shape(c["regret_mean"], (num_evals,))
@@ -390,9 +464,14 @@ def _check_results(workdir, results, num_evals):
       assert np.all(np.diff(c["regret_mean"]) <= 1e-7)
     total = sum(c["rank_mean"] for c in curves.values() if "rank_mean" in c)
     np.testing.assert_allclose(total, 21.0, rtol=1e-6)  # Ranks of 6 methods sum to 1 + ... + 6.
-    # PMF+EI and the meta-feature arm share the warm start, so they agree at iteration 1.
-    np.testing.assert_allclose(curves["pmf_ei"]["regret_mean"][0],
+    # PMF+EI shares its warm start with the meta-feature arm ("nn") or starts with the
+    # portfolio's first pipeline ("rank"), so they agree at iteration 1; so does the ablation.
+    nn_arm, rank_arm = (("pmf_ei", other_warm) if search["warm_start"] == "nn"
+                        else (other_warm, "pmf_ei"))
+    np.testing.assert_allclose(curves[nn_arm]["regret_mean"][0],
                                curves["metafeat_nn_random"]["regret_mean"][0])
+    np.testing.assert_allclose(curves[rank_arm]["regret_mean"][0],
+                               curves["avg_rank_portfolio"]["regret_mean"][0])
 
 
 def test_smoke_config_end_to_end(data_dir, tmp_path):

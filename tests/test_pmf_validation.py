@@ -65,3 +65,29 @@ def test_simulate_fold_smoke_on_a_low_rank_matrix():
   # Random x4 has seen 4 * 3 = 12 = all pipelines by iteration 3.
   np.testing.assert_allclose(out["random_x4"][:, :, 2:],
                              np.broadcast_to(out["optimum"][None, :, None], (2, 3, 4)), rtol=1e-6)
+
+
+def test_simulate_fold_all_arms_and_six_arm_ranks():
+  rng = np.random.default_rng(1)
+  n, d = 10, 14
+  errors = 0.3 + 0.05 * (rng.normal(size=(n, 2)) @ rng.normal(size=(2, d)))
+  features = rng.normal(size=(d, 3))
+  pmf_config = config_dict.ConfigDict(dict(num_latent=2, num_steps=3, batch_size=4,
+                                           learning_rate=0.01, prior_weight=1.0, init_noise=0.1,
+                                           max_rows=0))
+  search = config_dict.ConfigDict(dict(num_evals=5, num_warm=2, random_repeats=2))
+  variants = {"fallback": {"column_noise": (0.01,), "explore_below": 1e9, "fallback": "mean"},
+              "rankwarm3": {"column_noise": None, "warm": "rank", "num_warm": 3}}
+  val = np.array([0, 4, 7])
+  fit = np.setdiff1d(np.arange(d), val)
+  out = validation.simulate_fold(errors, features, fit, val, 1.0, variants, pmf_config, search,
+                                 seed=0, all_arms=True)
+  assert set(out) == set(variants) | set(validation.BASELINE_ARMS) | {"optimum"}
+  # The rank-warm-started variant evaluates the portfolio's first three pipelines first.
+  np.testing.assert_allclose(out["rankwarm3"][0, :, :3], out["avg_rank_portfolio"][0, :, :3])
+  summary = validation.summarise_variants([out], (1, 5), 1, 5, validation.BASELINE_ARMS)
+  for v in variants:
+    for i in (1, 5):
+      assert 1.0 <= summary[v][f"rank@{i}"] <= 6.0
+      assert 1.0 <= summary[v][f"best_baseline_rank@{i}"] <= 6.0
+  assert "rank@1" not in summary["random_x1"]

@@ -80,29 +80,41 @@ def expected_improvement(mean: jax.Array, std: jax.Array, best: jax.Array,
   return gap * stats.norm.cdf(z) + std * stats.norm.pdf(z)
 
 
-def column_noise_fit(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
-                     obs_mask: jax.Array, noise_grid: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Type-II ML scale and nugget of a new column given its observations (latents, kernel fixed).
+def _scaled_lengthscales(params: pmf.Params, factor: jax.Array) -> pmf.Params:
+  """`params` with every ARD lengthscale multiplied by `factor` (a scalar)."""
+  return {**params, "log_lengthscale": params["log_lengthscale"] + jnp.log(factor)}
 
-  Model: obs_y = sqrt(a) (f + eps), f ~ GP(0, K_rbf), eps ~ N(0, g I). For each g in the grid the
-  scale is profiled out in closed form, a_hat(g) = y^T (K + g I)^-1 y / n, leaving the profile
-  log-likelihood -0.5 (n log a_hat + log det(K + g I)) + const; the best grid value is returned.
+
+def column_fit(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array, obs_mask: jax.Array,
+               noise_grid: jax.Array, lengthscale_grid: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Type-II ML scale, nugget and lengthscale factor of a new column (latents fixed).
+
+  Model: obs_y = sqrt(a) (f + eps), f ~ GP(0, K_rbf(c l)), eps ~ N(0, g I), where c multiplies
+  all learnt ARD lengthscales l (c = 1: the training kernel). For each (g, c) on the grid the
+  scale is profiled out in closed form, a_hat = y^T (K_c + g I)^-1 y / n, leaving the profile
+  log-likelihood -0.5 (n log a_hat + log det(K_c + g I)) + const; the best grid point is returned.
 
   Args:
     params: learnt GP-LVM parameters (only the latents and the RBF part are used).
     obs_idx: [T] observed pipeline indices; obs_y: [T] values; obs_mask: [T] 1 = slot used.
     noise_grid: [G] candidate nugget variances g (in units of a).
+    lengthscale_grid: optional [C] candidate lengthscale factors c (None = c = 1 only).
 
   Returns:
-    (a, g): the maximum-likelihood scale and nugget (scalars).
+    (a, g, c): the maximum-likelihood scale, nugget and lengthscale factor (scalars).
   """
+  if lengthscale_grid is None:
+    lengthscale_grid = jnp.ones((1,), noise_grid.dtype)
   x_obs = params["latents"][obs_idx]
-  k = pmf.rbf_ard(params, x_obs, x_obs)
   outer = obs_mask[:, None] * obs_mask[None, :]
   y = obs_mask * obs_y
   n = jnp.maximum(jnp.sum(obs_mask), 1.0)
+  gs, cs = (a.ravel() for a in jnp.meshgrid(noise_grid, lengthscale_grid, indexing="ij"))
 
-  def profile(g):
+  def profile(gc):
+    g, c = gc
+    k = pmf.rbf_ard(_scaled_lengthscales(params, c), x_obs, x_obs)
     cov = outer * (k + g * jnp.eye(k.shape[0])) + jnp.diag(1.0 - obs_mask)
     chol = jnp.linalg.cholesky(cov)
     half = jax.scipy.linalg.solve_triangular(chol, y, lower=True)
@@ -111,27 +123,39 @@ def column_noise_fit(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
     return -0.5 * (n * jnp.log(scale) + log_det), scale
 
   # lax.map, not vmap: batched triangular solves are slow on XLA:CPU (see bo_search_batch).
-  ll, scales = jax.lax.map(profile, noise_grid)
+  ll, scales = jax.lax.map(profile, (gs, cs))
   best = jnp.argmax(ll)
-  return scales[best], noise_grid[best]
+  return scales[best], gs[best], cs[best]
+
+
+def column_noise_fit(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
+                     obs_mask: jax.Array, noise_grid: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`column_fit` with the training lengthscales: the ML (scale a, nugget g) of a new column."""
+  scale, nugget, _ = column_fit(params, obs_idx, obs_y, obs_mask, noise_grid)
+  return scale, nugget
 
 
 def column_posterior(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
-                     obs_mask: jax.Array, noise_grid: jax.Array) -> tuple[jax.Array, jax.Array]:
+                     obs_mask: jax.Array, noise_grid: jax.Array,
+                     lengthscale_grid: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """Predictive mean and variance of the *lookups* y at all pipelines after a column refit.
 
   Args:
     params: learnt GP-LVM parameters.
     obs_idx, obs_y, obs_mask: [T] observation buffer (as in `gp_posterior`).
-    noise_grid: [G] candidate nuggets for `column_noise_fit`.
+    noise_grid: [G] candidate nuggets; lengthscale_grid: optional [C] lengthscale factors
+      (see `column_fit`).
 
   Returns:
     (mean [N], variance [N]) of y_n = sqrt(a) (f_n + eps_n) given the observations, with the
-    column's ML scale a and nugget g: mean = k_*^T (K + g I)^-1 y, variance = a (var_f + g).
+    column's ML scale a, nugget g and lengthscale factor c: mean = k_*^T (K + g I)^-1 y,
+    variance = a (var_f + g).
   """
-  scale, nugget = column_noise_fit(params, obs_idx, obs_y, obs_mask, noise_grid)
+  scale, nugget, factor = column_fit(params, obs_idx, obs_y, obs_mask, noise_grid,
+                                     lengthscale_grid)
   # The scale a cancels in the mean and multiplies every variance.
-  mean, var_f = gp_posterior(params, obs_idx, obs_y, obs_mask, nugget)
+  mean, var_f = gp_posterior(_scaled_lengthscales(params, factor), obs_idx, obs_y, obs_mask,
+                             nugget)
   return mean, scale * (var_f + nugget)
 
 
@@ -143,9 +167,14 @@ def _standardise(obs_y: jax.Array, obs_mask: jax.Array) -> jax.Array:
   return obs_mask * (obs_y - mean) / jnp.maximum(std, 1e-6)
 
 
+FALLBACKS = ("variance", "mean")
+
+
 def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start: jax.Array,
               num_warm: jax.Array, num_evals: int, xi: float = 0.0,
-              column_noise: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+              column_noise: jax.Array | None = None, lengthscale_grid: jax.Array | None = None,
+              explore_below: float = 0.0, fallback: str = "variance"
+              ) -> tuple[jax.Array, jax.Array]:
   """Warm start, then EI-driven BO on one new dataset, evaluating one pipeline per iteration.
 
   Args:
@@ -159,11 +188,21 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
     column_noise: None = the paper's setting (EI on the noise-free f with the training kernel);
       a [G] grid of nuggets = refit the column's scale and nugget by ML after every evaluation
       and take EI on the lookups' predictive (see `column_posterior`).
+    lengthscale_grid: optional [C] lengthscale factors also refitted by ML in the column refit
+      (only used with `column_noise`).
+    explore_below: when the largest EI among the candidates is below this (standardised units
+      of the column), EI no longer ranks them usefully (its tail is ~0 everywhere), so pick by
+      `fallback` instead; 0 = always EI.
+    fallback: "variance" = the candidate with the largest predictive variance (exploration);
+      "mean" = the lowest predictive mean (exploitation).
 
   Returns:
     (chosen [T] pipeline indices in evaluation order, best_so_far [T] lowest error found).
-    A pipeline is never evaluated twice: EI is -inf on evaluated and unavailable pipelines.
+    A pipeline is never evaluated twice: every criterion is -inf on evaluated and unavailable
+    pipelines.
   """
+  if fallback not in FALLBACKS:
+    raise ValueError(f"fallback={fallback!r}; use one of {FALLBACKS}.")
   n = y.shape[0]
   w = warm_start.shape[0]
 
@@ -173,11 +212,13 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
     if column_noise is None:
       mean, var = gp_posterior(params, obs_idx, z, obs_mask)
     else:
-      mean, var = column_posterior(params, obs_idx, z, obs_mask, column_noise)
+      mean, var = column_posterior(params, obs_idx, z, obs_mask, column_noise, lengthscale_grid)
     best = jnp.min(jnp.where(obs_mask > 0, z, jnp.inf))
-    ei = expected_improvement(mean, jnp.sqrt(var), best, xi)
-    ei = jnp.where(evaluated | ~available, -jnp.inf, ei)
-    pick = jnp.where(t < num_warm, warm_start[jnp.minimum(t, w - 1)], jnp.argmax(ei))
+    candidate = ~evaluated & available
+    ei = jnp.where(candidate, expected_improvement(mean, jnp.sqrt(var), best, xi), -jnp.inf)
+    alt = jnp.where(candidate, var if fallback == "variance" else -mean, -jnp.inf)
+    bo_pick = jnp.where(jnp.max(ei) < explore_below, jnp.argmax(alt), jnp.argmax(ei))
+    pick = jnp.where(t < num_warm, warm_start[jnp.minimum(t, w - 1)], bo_pick)
     obs_idx = obs_idx.at[t].set(pick)
     obs_y = obs_y.at[t].set(y[pick])
     obs_mask = obs_mask.at[t].set(1.0)
@@ -191,11 +232,12 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
   return chosen, best_so_far
 
 
-@functools.partial(jax.jit, static_argnames=("num_evals",))
+@functools.partial(jax.jit, static_argnames=("num_evals", "fallback"))
 def bo_search_batch(params: pmf.Params, y: jax.Array, available: jax.Array,
                     warm_start: jax.Array, num_warm: jax.Array, num_evals: int,
-                    xi: float = 0.0, column_noise: jax.Array | None = None) -> tuple[jax.Array,
-                                                                                     jax.Array]:
+                    xi: float = 0.0, column_noise: jax.Array | None = None,
+                    lengthscale_grid: jax.Array | None = None, explore_below: float = 0.0,
+                    fallback: str = "variance") -> tuple[jax.Array, jax.Array]:
   """`bo_search` mapped over test datasets.
 
   Uses `lax.map` rather than `vmap`: batched triangular solves with matrix right-hand sides are
@@ -206,13 +248,14 @@ def bo_search_batch(params: pmf.Params, y: jax.Array, available: jax.Array,
     y: [D_test, N] held-out columns (one row per test dataset); available: [D_test, N] bool.
     warm_start: [D_test, W] warm-start indices; num_warm: [D_test] ints.
     num_evals: T.
-    xi: EI margin.
-    column_noise: optional [G] nugget grid (see `bo_search`).
+    xi, column_noise, lengthscale_grid, explore_below, fallback: as in `bo_search`.
 
   Returns:
     (chosen [D_test, T], best_so_far [D_test, T]).
   """
-  one = lambda a: bo_search(params, *a, num_evals=num_evals, xi=xi, column_noise=column_noise)
+  one = lambda a: bo_search(params, *a, num_evals=num_evals, xi=xi, column_noise=column_noise,
+                            lengthscale_grid=lengthscale_grid, explore_below=explore_below,
+                            fallback=fallback)
   return jax.lax.map(one, (y, available, warm_start, num_warm))
 
 

@@ -2,15 +2,18 @@
 
 For each training-matrix sparsity (fraction of entries kept): fit the GP-LVM, then on every test
 dataset run num_evals evaluations with each arm and record the best error so far. Arms:
-  pmf_ei               meta-feature nearest-neighbour warm start, then EI over the learnt latents
+  pmf_ei               warm start (`search.warm_start`: "nn" = meta-feature nearest neighbours,
+                       "rank" = the portfolio's top pipelines), then EI over the learnt latents
                        (with `search.column_noise` set: the column's scale and nugget refitted by
                        ML after each evaluation, EI on the lookups' predictive; bayesopt.py).
   random_x1/x2/x4      random search with 1/2/4 evaluations per iteration.
   avg_rank_portfolio   pipelines in order of best average rank on the training datasets.
   metafeat_nn_random   the same meta-feature warm start, then random search.
-  pmf_ei_rankwarm      (ablation, regret only) PMF+EI warm-started by the portfolio's top pipelines.
-  pmf_ei_paper         (ablation, regret only; only when `search.column_noise` is set) PMF+EI
-                       without the column refit: EI on the noise-free f with the training kernel.
+  pmf_ei_rankwarm      (ablation, regret only; with warm_start="nn") PMF+EI warm-started by the
+                       portfolio's top pipelines (pmf_ei_nnwarm: the reverse, with "rank").
+  pmf_ei_paper         (ablation, regret only; only when `search.column_noise` or
+                       `search.explore_below` is set) PMF+EI as in the paper: EI on the
+                       noise-free f with the training kernel, no column refit, no fallback.
 Reported: regret and method ranks vs iteration (mean and standard error over test datasets), and
 a prediction check (GP posterior from a few revealed entries of each test column vs their mean).
 """
@@ -33,7 +36,7 @@ from metanas.automl import pmf
 
 RANKED_ARMS = ("pmf_ei", "random_x1", "random_x2", "random_x4", "avg_rank_portfolio",
                "metafeat_nn_random")
-ABLATION_ARMS = ("pmf_ei_rankwarm", "pmf_ei_paper")
+ABLATION_ARMS = ("pmf_ei_rankwarm", "pmf_ei_nnwarm", "pmf_ei_paper")
 
 
 def load_data(config: config_dict.ConfigDict) -> data_lib.AutoMLData:
@@ -110,13 +113,24 @@ def run_arms(params: pmf.Params, train_values: np.ndarray, train_mask: np.ndarra
   av_dev = jnp.asarray(available)
   num_warm = jnp.full((d_test,), w, jnp.int32)
   noise = (jnp.asarray(search.column_noise, jnp.float32) if len(search.column_noise) else None)
-  bo_arms = [("pmf_ei", nn_warm, noise), ("pmf_ei_rankwarm", rank_warm, noise)]
-  if noise is not None:
-    bo_arms.append(("pmf_ei_paper", nn_warm, None))
+  ls_grid = (jnp.asarray(search.lengthscale_grid, jnp.float32)
+             if noise is not None and len(search.lengthscale_grid) else None)
+  late = dict(explore_below=search.explore_below, fallback=search.fallback)
+  paper = dict(explore_below=0.0, fallback="variance")
+  if search.warm_start not in ("nn", "rank"):
+    raise ValueError(f"config.search.warm_start={search.warm_start!r}; use 'nn' (meta-feature "
+                     "nearest neighbours) or 'rank' (best-average-rank portfolio).")
+  main_warm, other_warm, other = ((nn_warm, rank_warm, "pmf_ei_rankwarm")
+                                  if search.warm_start == "nn" else
+                                  (rank_warm, nn_warm, "pmf_ei_nnwarm"))
+  bo_arms = [("pmf_ei", main_warm, noise, ls_grid, late),
+             (other, other_warm, noise, ls_grid, late)]
+  if noise is not None or search.explore_below > 0:
+    bo_arms.append(("pmf_ei_paper", nn_warm, None, None, paper))
   out = {}
-  for name, warm, arm_noise in bo_arms:
+  for name, warm, arm_noise, arm_ls, arm_late in bo_arms:
     _, best = bayesopt.bo_search_batch(params, y_dev, av_dev, jnp.asarray(warm, jnp.int32),
-                                       num_warm, t, search.xi, arm_noise)
+                                       num_warm, t, search.xi, arm_noise, arm_ls, **arm_late)
     out[name] = np.repeat(np.asarray(best, np.float64)[None], r, axis=0)
   portfolio = np.stack([baselines.order_search(test_y[i], available[i], order, t)
                         for i in range(d_test)])

@@ -22,7 +22,12 @@ from metanas.automl import data as data_lib
 from metanas.automl import evaluation
 from metanas.automl import pmf
 
-Variant = dict[str, Any]  # {"xi": float, "column_noise": tuple[float, ...] | None}
+# {"xi": float, "column_noise": tuple[float, ...] | None, and optionally "lengthscale_grid":
+#  tuple[float, ...] | None, "explore_below": float, "fallback": str (see bayesopt.bo_search),
+#  "warm": "nn" (meta-feature neighbours, default) or "rank" (portfolio), "num_warm": int}
+Variant = dict[str, Any]
+BASELINE_ARMS = ("random_x1", "random_x2", "random_x4", "avg_rank_portfolio",
+                 "metafeat_nn_random")
 
 
 def fold_indices(num_columns: int, num_folds: int, seed: int) -> list[np.ndarray]:
@@ -35,20 +40,23 @@ def fold_indices(num_columns: int, num_folds: int, seed: int) -> list[np.ndarray
 
 def simulate_fold(errors: np.ndarray, features: np.ndarray, fit_cols: np.ndarray,
                   val_cols: np.ndarray, keep: float, variants: dict[str, Variant],
-                  pmf_config: Any, search_config: Any, seed: int) -> dict[str, np.ndarray]:
+                  pmf_config: Any, search_config: Any, seed: int,
+                  all_arms: bool = False) -> dict[str, np.ndarray]:
   """Fits on `fit_cols`, then searches each column of `val_cols` with every variant.
 
   Args:
     errors: [N, D_train] training errors (NaN = missing); features: [D_train, F] meta-features.
     fit_cols, val_cols: disjoint column indices into `errors`.
     keep: fraction of the fit columns' entries kept (the held-out columns stay complete).
-    variants: name -> {"xi", "column_noise"} passed to `bayesopt.bo_search_batch`.
+    variants: name -> `Variant` (search settings passed to `bayesopt.bo_search_batch`, warm start).
     pmf_config: config.pmf; search_config: config.search (num_evals, num_warm, random_repeats).
     seed: seeds the sparsification, the fit and the random arms.
+    all_arms: also run random x1, the best-average-rank portfolio and the meta-feature warm
+      start + random (all of BASELINE_ARMS), so variants can be ranked as in the experiment.
 
   Returns:
-    name -> best_so_far [R, D_val, T] for every variant and "random_x2", "random_x4"; plus
-    "optimum" -> [D_val].
+    name -> best_so_far [R, D_val, T] for every variant and "random_x2", "random_x4" (all of
+    BASELINE_ARMS with `all_arms`); plus "optimum" -> [D_val].
   """
   rng = np.random.default_rng(seed)
   values, full_mask = pmf.prepare_matrix(errors[:, fit_cols], "validation fit matrix")
@@ -62,35 +70,55 @@ def simulate_fold(errors: np.ndarray, features: np.ndarray, fit_cols: np.ndarray
   val_y = errors[:, val_cols].T
   available = ~np.isnan(val_y)
   fit_feats, val_feats = baselines.standardize_features(features[fit_cols], features[val_cols])
-  t, r, w = search_config.num_evals, search_config.random_repeats, search_config.num_warm
-  warm = np.stack([baselines.meta_feature_warm_start(values, mask, fit_feats, val_feats[i],
-                                                     available[i], w)
-                   for i in range(val_cols.size)])
+  t, r = search_config.num_evals, search_config.random_repeats
+  warm_w = max([search_config.num_warm] + [v.get("num_warm", 0) for v in variants.values()])
+  nn_warm = np.stack([baselines.meta_feature_warm_start(values, mask, fit_feats, val_feats[i],
+                                                        available[i], warm_w)
+                      for i in range(val_cols.size)])
+  order = baselines.average_rank_order(values, mask)
+  rank_warm = np.stack([order[available[i][order]][:warm_w] for i in range(val_cols.size)])
   y_dev = jnp.asarray(np.nan_to_num(val_y), jnp.float32)
+  grid = lambda v, k: None if v.get(k) is None else jnp.asarray(v[k], jnp.float32)
   out = {}
   for name, v in variants.items():
-    noise = None if v.get("column_noise") is None else jnp.asarray(v["column_noise"], jnp.float32)
+    warm = rank_warm if v.get("warm", "nn") == "rank" else nn_warm
+    w = v.get("num_warm", search_config.num_warm)
     _, best = bayesopt.bo_search_batch(params, y_dev, jnp.asarray(available),
-                                       jnp.asarray(warm, jnp.int32),
+                                       jnp.asarray(warm[:, :w], jnp.int32),
                                        jnp.full((val_cols.size,), w, jnp.int32), t,
-                                       v.get("xi", 0.0), noise)
+                                       v.get("xi", 0.0), grid(v, "column_noise"),
+                                       grid(v, "lengthscale_grid"),
+                                       v.get("explore_below", 0.0),
+                                       v.get("fallback", "variance"))
     out[name] = np.repeat(np.asarray(best, np.float64)[None], r, axis=0)
-  for speed in (2, 4):
+  for speed in ((1, 2, 4) if all_arms else (2, 4)):
     out[f"random_x{speed}"] = np.asarray([[baselines.random_search(
         val_y[i], available[i], t, speed, rng) for i in range(val_cols.size)] for _ in range(r)])
+  if all_arms:
+    portfolio = np.stack([baselines.order_search(val_y[i], available[i], order, t)
+                          for i in range(val_cols.size)])
+    out["avg_rank_portfolio"] = np.repeat(portfolio[None], r, axis=0)
+    w = search_config.num_warm
+    out["metafeat_nn_random"] = np.asarray([[baselines.warm_start_then_random(
+        val_y[i], available[i], nn_warm[i, :w], t, rng) for i in range(val_cols.size)]
+                                            for _ in range(r)])
   out["optimum"] = np.nanmin(val_y, axis=1)
   return out
 
 
 def summarise_variants(folds: list[dict[str, np.ndarray]], report_at: tuple[int, ...],
-                       score_from: int, score_to: int) -> dict[str, dict[str, float]]:
+                       score_from: int, score_to: int,
+                       rank_against: tuple[str, ...] = ("random_x2", "random_x4")
+                       ) -> dict[str, dict[str, float]]:
   """Pools the held-out columns of all folds and summarises each arm.
 
-  Ranks are computed per variant against random x2 and x4 only (three arms), so a variant's rank
-  does not depend on which other variants are in the list.
+  Ranks are computed per variant against the `rank_against` baselines only (each variant stands
+  in for PMF+EI on its own), so a variant's rank does not depend on which other variants are in
+  the list; with BASELINE_ARMS they are the experiment's six-arm ranks.
 
   Args:
     folds: outputs of `simulate_fold` (same arms in each).
+    rank_against: baseline arms each variant is ranked against.
     report_at: evaluation counts to report.
     score_from, score_to: the selection score is the mean regret over evaluations
       score_from..score_to (inclusive, 1-based), pooled over all held-out columns.
@@ -109,9 +137,14 @@ def summarise_variants(folds: list[dict[str, np.ndarray]], report_at: tuple[int,
     row.update({f"regret_se@{i}": float(se[i - 1]) for i in report_at})
     row["zero_regret@end"] = float(np.mean(reg[:, -1] <= 0))
     row["score"] = float(reg[:, score_from - 1:score_to].mean())
-    if not a.startswith("random_x"):
-      ranks = evaluation.method_ranks(np.stack([best[a], best["random_x2"], best["random_x4"]]))
-      rank_mean, _ = evaluation.mean_and_stderr(ranks[0])
+    if a not in rank_against:
+      ranks = evaluation.method_ranks(np.stack([best[a]] + [best[b] for b in rank_against]))
+      rank_mean, rank_se = evaluation.mean_and_stderr(ranks[0])
       row.update({f"rank@{i}": float(rank_mean[i - 1]) for i in report_at})
+      row.update({f"rank_se@{i}": float(rank_se[i - 1]) for i in report_at})
+      # The best baseline's rank in the same ranking (ties with the variant averaged).
+      base_ranks = ranks[1:].mean(axis=1)  # [B, T]
+      row.update({f"best_baseline_rank@{i}": float(base_ranks[:, i - 1].min())
+                  for i in report_at})
     out[a] = row
   return out
