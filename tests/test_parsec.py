@@ -1,5 +1,6 @@
 """PARSEC: cell space, switch/mixed/plain nets agree, Monte-Carlo estimator, planted op."""
 
+import functools
 import os
 
 import chex
@@ -190,6 +191,24 @@ def test_darts_step_runs_and_updates_architecture(tiny):
       state, dict(x_train=x, y_train=y, x_val=x, y_val=y), jax.random.PRNGKey(0))
   assert float(jnp.abs(new["pi"]["op"] - state["pi"]["op"]).max()) > 0
   assert float(m["entropy"]) < cell_space.max_entropy(spec.space)
+
+
+def test_warmup_step_trains_weights_with_frozen_architecture(tiny):
+  """Warm-up lowers the training loss of the shared weights and leaves pi untouched."""
+  spec, _, x, y = tiny
+  cfg = config_dict.ConfigDict(dict(w_lr=0.02, pi_lr=0.1, grad_clip=0.0))
+  w_opt, pi_opt = parsec.make_optimizers(cfg)
+  batch = dict(x_train=x, y_train=y, x_val=x, y_val=y)
+  for method in ("parsec", "darts"):
+    state = parsec.init_state(spec, jax.random.PRNGKey(0), w_opt, pi_opt)
+    pi0 = state["pi"]
+    step = jax.jit(functools.partial(parsec.warmup_step, spec=spec, w_opt=w_opt, method=method))
+    losses = []
+    for i in range(20):
+      state, m = step(state, batch, jax.random.PRNGKey(i))
+      losses.append(float(m["loss"]))
+    chex.assert_trees_all_equal(state["pi"], pi0)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]), (method, losses)
 
 
 def test_bad_inputs_name_the_fix():

@@ -178,6 +178,32 @@ def darts_step(state: State, batch: dict, rng: jax.Array, *, spec: cell_net.NetS
   return {"params": params, "pi": pi, "opt_w": opt_w, "opt_pi": opt_pi}, metrics
 
 
+def warmup_step(state: State, batch: dict, rng: jax.Array, *, spec: cell_net.NetSpec, w_opt,
+                method: str) -> tuple[State, dict[str, Any]]:
+  """Weight warm-up: one update of the shared w on the train split, architecture logits frozen.
+
+  Before pi is learnt, the shared weights are trained with architectures from the fixed (initial)
+  distribution, so that the likelihoods that rank children are not those of untrained convs
+  (which favour parameter-free ops; the DARTS-family warm-up). PARSEC: one child alpha ~ p(alpha |
+  pi) per step (uniform single-path training; K = 1, so omega = 1). DARTS: the mixed network at
+  the current softmax weights. The validation half of `batch` is not used.
+  """
+  x, y = batch["x_train"], batch["y_train"]
+  b = y.shape[0]
+  if method == "parsec":
+    arch = jax.tree.map(lambda a: a[0], cell_space.sample(spec.space, state["pi"], rng, 1))
+    nll = lambda p: -child_loglik(spec, p, arch, x, y) / b
+  elif method == "darts":
+    nll = lambda p: -mixed_loglik(spec, p, state["pi"], x, y) / b
+  else:
+    raise ValueError(f"Unknown search method {method!r}; use 'parsec' or 'darts'.")
+  loss, g = jax.value_and_grad(nll)(state["params"])
+  upd, opt_w = w_opt.update(g, state["opt_w"], state["params"])
+  params = optax.apply_updates(state["params"], upd)
+  return ({**state, "params": params, "opt_w": opt_w},
+          {"loss": loss, "entropy": cell_space.entropy(spec.space, state["pi"])})
+
+
 def make_step(method: str, spec: cell_net.NetSpec, w_opt, pi_opt, num_samples: int,
               cost_weight: float = 0.0, op_costs=None):
   """The pure step for `train.Task`: method "parsec" or "darts"."""

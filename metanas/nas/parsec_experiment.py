@@ -9,6 +9,7 @@
 5. transfer: pi learnt here as the prior for a search on a second dataset vs a uniform prior.
 """
 
+import functools
 import json
 import os
 import time
@@ -34,8 +35,27 @@ def build_spec(config, in_channels: int, num_classes: int) -> cell_net.NetSpec:
                           reduce_before=tuple(config.model.reduce_before))
 
 
+def _phase_config(config, num_steps: int):
+  """The generic loop's config for a phase of `num_steps` steps (one eval, at the end)."""
+  tc = config.train.copy_and_resolve_references()
+  with tc.unlocked():
+    tc.num_steps = num_steps
+    tc.eval_every = max(num_steps, 1)
+    tc.log_every = min(tc.log_every, max(num_steps, 1))
+    tc.checkpoint_every = (num_steps // tc.log_every) * tc.log_every or tc.log_every
+  return tc
+
+
 def _search(method: str, config, spec, splits, workdir: str, prior=None, num_steps=None):
-  """Runs one search with the generic loop; returns (final metrics, final state, wall seconds)."""
+  """Runs one search with the generic loop; returns (final metrics, final state, wall seconds).
+
+  First `config.search.warmup_steps` steps train only the shared weights with the architecture
+  distribution frozen at its initial value (workdir/warmup), then the alternating search
+  (workdir) starts from the warmed-up weights. Both phases count in the wall time. With
+  search.warmup_net="child" the warm-up trains one sampled child per step for both methods (same
+  seed, so PARSEC and DARTS start their searches from identical weights); "own" warms DARTS up
+  with its mixed network.
+  """
   s = config.search
   w_opt, pi_opt = parsec.make_optimizers(s)
   size = splits["x_train"].shape[1]
@@ -46,23 +66,30 @@ def _search(method: str, config, spec, splits, workdir: str, prior=None, num_ste
   n_tr, n_va = splits["x_train"].shape[0], splits["x_val"].shape[0]
   seeds = rng.integers(0, 2**31, size=2)
 
-  def sample_batch(i):
-    r = np.random.default_rng([int(seeds[0]), i])
-    it, iv = r.integers(0, n_tr, b), r.integers(0, n_va, b)
-    return {"x_train": splits["x_train"][it], "y_train": splits["y_train"][it],
-            "x_val": splits["x_val"][iv], "y_val": splits["y_val"][iv]}
+  def make_sampler(seed):
+    def sample_batch(i):
+      r = np.random.default_rng([int(seed), i])
+      it, iv = r.integers(0, n_tr, b), r.integers(0, n_va, b)
+      return {"x_train": splits["x_train"][it], "y_train": splits["y_train"][it],
+              "x_val": splits["x_val"][iv], "y_val": splits["y_val"][iv]}
+    return sample_batch
 
-  tc = config.train.copy_and_resolve_references()
-  if num_steps is not None:
-    with tc.unlocked():
-      tc.num_steps = num_steps
-      tc.eval_every = max(num_steps, 1)
-      tc.checkpoint_every = (num_steps // tc.log_every) * tc.log_every or tc.log_every
-  task = train.Task(init=lambda r: parsec.init_state(spec, r, w_opt, pi_opt, prior),
-                    step=step, sample_batch=sample_batch,
-                    evaluate=lambda st, i: {"entropy": float(cell_space.entropy(spec.space,
-                                                                                st["pi"]))})
+  evaluate = lambda st, i: {"entropy": float(cell_space.entropy(spec.space, st["pi"]))}
+  init = lambda r: parsec.init_state(spec, r, w_opt, pi_opt, prior)
   t = time.time()
+  if s.warmup_steps > 0:
+    if s.warmup_net not in ("child", "own"):
+      raise ValueError(f"search.warmup_net must be 'child' or 'own', got {s.warmup_net!r}.")
+    warm = functools.partial(parsec.warmup_step, spec=spec, w_opt=w_opt,
+                             method="parsec" if s.warmup_net == "child" else method)
+    _, warm_state = train.train(
+        _phase_config(config, s.warmup_steps), os.path.join(workdir, "warmup"),
+        train.Task(init=init, step=warm, sample_batch=make_sampler(seeds[1]), evaluate=evaluate))
+    warm_state = jax.device_get(warm_state)
+    init = lambda r: warm_state
+  tc = (config.train.copy_and_resolve_references() if num_steps is None
+        else _phase_config(config, num_steps))
+  task = train.Task(init=init, step=step, sample_batch=make_sampler(seeds[0]), evaluate=evaluate)
   final, state = train.train(tc, workdir, task)
   return final, jax.device_get(state), time.time() - t
 
@@ -123,18 +150,20 @@ def run(config, workdir: str) -> dict:
                       "num_architectures": space.num_architectures(),
                       "max_entropy": cell_space.max_entropy(space)}
   # PARSEC search.
-  final, state, secs = _search("parsec", config, spec, splits, os.path.join(workdir,
-                                                                            "search_parsec"))
-  pi = state["pi"]
-  arch = jax.device_get(cell_space.most_probable(space, pi))
-  curves = {"PARSEC": _entropy_curve(os.path.join(workdir, "search_parsec"))}
-  results["parsec"] = {"final": final, "search_seconds": secs,
-                       "arch": cell_space.arch_to_list(arch),
-                       "genotype": cell_space.describe(space, arch),
-                       "op_probs": np.asarray(cell_space.probabilities(space, pi)["op"]).tolist(),
-                       "entropy_curve": curves["PARSEC"],
-                       "final_entropy": float(cell_space.entropy(space, pi))}
-  archs = {"parsec": arch}
+  archs, curves, pi = {}, {}, None
+  if config.parsec.enabled:
+    final, state, secs = _search("parsec", config, spec, splits,
+                                 os.path.join(workdir, "search_parsec"))
+    pi = state["pi"]
+    arch = jax.device_get(cell_space.most_probable(space, pi))
+    curves["PARSEC"] = _entropy_curve(os.path.join(workdir, "search_parsec"))
+    results["parsec"] = {"final": final, "search_seconds": secs,
+                         "arch": cell_space.arch_to_list(arch),
+                         "genotype": cell_space.describe(space, arch),
+                         "op_probs": np.asarray(cell_space.probabilities(space, pi)["op"]).tolist(),
+                         "entropy_curve": curves["PARSEC"],
+                         "final_entropy": float(cell_space.entropy(space, pi))}
+    archs["parsec"] = arch
   if config.darts.enabled:
     final_d, state_d, secs_d = _search("darts", config, spec, splits,
                                        os.path.join(workdir, "search_darts"))
@@ -142,11 +171,17 @@ def run(config, workdir: str) -> dict:
     curves["DARTS (softmax entropy)"] = _entropy_curve(os.path.join(workdir, "search_darts"))
     results["darts"] = {"final": final_d, "search_seconds": secs_d,
                         "arch": cell_space.arch_to_list(arch_d),
-                        "genotype": cell_space.describe(space, arch_d)}
+                        "genotype": cell_space.describe(space, arch_d),
+                        "op_probs": np.asarray(cell_space.probabilities(
+                            space, state_d["pi"])["op"]).tolist(),
+                        "entropy_curve": curves["DARTS (softmax entropy)"]}
     archs["darts"] = arch_d
-  _plot_entropy(curves, cell_space.max_entropy(space), os.path.join(workdir, "entropy.png"))
+  if curves:
+    _plot_entropy(curves, cell_space.max_entropy(space), os.path.join(workdir, "entropy.png"))
 
-  # Retraining comparison, one budget for all.
+  # Retraining comparison, one budget for all. Random archs: the `num_random` uniform draws of
+  # `random_seed`, of which this run retrains shard i of n (random_shard = (i, n)), so the random
+  # baseline can be split over processes and merged (experiments/parsec_tables.py).
   r = config.retrain
   if r.enabled and r.compare:
     retrain = parsec_retrain.make_retrainer(spec, r.num_steps, r.batch_size, r.learning_rate,
@@ -156,18 +191,24 @@ def run(config, workdir: str) -> dict:
                "x_test": splits["x_test"], "y_test": splits["y_test"]}
     t = time.time()
     ret = {}
+    seeds = list(range(r.num_seeds))[r.seed_shard[0]::r.seed_shard[1]]
     for name, a in archs.items():
-      ret[name] = _summary([retrain(a, 100 + s, rsplits)["test_accuracy"]
-                            for s in range(r.num_seeds)])
-    rand = parsec_retrain.random_archs(space, r.num_random, r.random_seed)
-    ret["random"] = _summary([retrain(a, 100, rsplits)["test_accuracy"] for a in rand])
-    ret["random"]["genotypes"] = [cell_space.describe(space, a) for a in rand]
+      if seeds:
+        ret[name] = _summary([retrain(a, 100 + s, rsplits)["test_accuracy"] for s in seeds])
+        ret[name]["seeds"] = seeds
+    shard, num_shards = r.random_shard
+    ids = list(range(r.num_random))[shard::num_shards]
+    if ids:
+      rand = parsec_retrain.random_archs(space, r.num_random, r.random_seed)
+      ret["random"] = _summary([retrain(rand[i], 100, rsplits)["test_accuracy"] for i in ids])
+      ret["random"]["ids"] = ids
+      ret["random"]["genotypes"] = [cell_space.describe(space, rand[i]) for i in ids]
     ret["seconds"] = time.time() - t
     results["retrain"] = ret
 
   # Transfer: pi from this search as the prior on a second dataset vs a uniform prior.
   tr = config.transfer
-  if tr.enabled:
+  if tr.enabled and pi is not None:
     data2 = parsec_data.load(tr.name, d.source, config.data_dir, d.downsample)
     splits2 = parsec_data.search_splits(data2, d.num_train, d.num_val, d.num_test, d.split_seed)
     out = {}
