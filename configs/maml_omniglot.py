@@ -2,7 +2,7 @@ r"""MAML on Omniglot N-way K-shot classification (Finn et al. 2017, Table 1).
 
 Commands:
   # 5-way 1-shot, the CPU variant (first order, im2col convolutions, tasks one at a time,
-  # 28000 steps, cosine meta LR, learnt inner LRs; ~50 minutes on an idle 2-core CPU):
+  # 28000 steps, cosine meta LR, learnt inner LRs; ~53 minutes on an idle 2-core CPU):
   python -m metanas.main --config configs/maml_omniglot.py:cpu --workdir /tmp/omni_5w1s
   # The paper's setting (second order, meta-batch 32, 60k steps; for accelerators):
   python -m metanas.main --config configs/maml_omniglot.py:paper --workdir /tmp/omni_paper
@@ -16,7 +16,7 @@ Data: $METANAS_DATA_DIR/omniglot28.npz, or `--config.data.source=tfds`.
 Paper (600 test tasks): 5-way 1-shot 98.7%, 5-way 5-shot 99.9%, 20-way 1-shot 95.8%.
 Measured `:cpu` 5-way 1-shot (600 test tasks, accuracy after 1 / 3 / 10 inner steps; 28000
 first-order steps, cosine-annealed meta LR, learnt per-layer per-step inner LRs, task_chunk=1):
-95.5% / 95.6% / 95.7% +- 0.4% (9.5-10 steps/s on an idle 2-core CPU, i.e. ~50 min; 91 min on a
+95.5% / 95.6% / 95.7% +- 0.4% (9.1 steps/s on an idle 2-core CPU, i.e. ~53 min; 91 min on a
 machine shared with five CPU-heavy jobs). The same recipe at 14000 steps: 94.5% +- 0.5% (3 steps,
 task_chunk=1) and 95.2% +- 0.5% (tasks vmapped). 20-way 1-shot (`:cpu_20way`): 82.2% +- 0.4%.
 See experiments/README.md.
