@@ -42,14 +42,20 @@ def test_summarise_variants_against_hand_computation():
   assert out["v"]["rank@3"] == pytest.approx((1.75 + 1.5) / 2)
 
 
-def test_simulate_fold_smoke_on_a_low_rank_matrix():
-  rng = np.random.default_rng(0)
-  n, d = 12, 16
+def _low_rank_problem(seed, n, d, num_steps):
+  """A rank-2 error matrix (n pipelines x d datasets), meta-features, and a tiny PMF config."""
+  rng = np.random.default_rng(seed)
   errors = 0.3 + 0.05 * (rng.normal(size=(n, 2)) @ rng.normal(size=(2, d)))
   features = rng.normal(size=(d, 3))
-  pmf_config = config_dict.ConfigDict(dict(num_latent=2, num_steps=5, batch_size=4,
+  pmf_config = config_dict.ConfigDict(dict(num_latent=2, num_steps=num_steps, batch_size=4,
                                            learning_rate=0.01, prior_weight=1.0, init_noise=0.1,
                                            max_rows=0))
+  return errors, features, pmf_config
+
+
+def test_simulate_fold_smoke_on_a_low_rank_matrix():
+  d = 16
+  errors, features, pmf_config = _low_rank_problem(0, 12, d, num_steps=5)
   search = config_dict.ConfigDict(dict(num_evals=6, num_warm=2, random_repeats=2))
   variants = {"paper": {"xi": 0.0, "column_noise": None},
               "refit": {"xi": 0.0, "column_noise": (0.01, 0.1)}}
@@ -68,13 +74,8 @@ def test_simulate_fold_smoke_on_a_low_rank_matrix():
 
 
 def test_simulate_fold_all_arms_and_six_arm_ranks():
-  rng = np.random.default_rng(1)
-  n, d = 10, 14
-  errors = 0.3 + 0.05 * (rng.normal(size=(n, 2)) @ rng.normal(size=(2, d)))
-  features = rng.normal(size=(d, 3))
-  pmf_config = config_dict.ConfigDict(dict(num_latent=2, num_steps=3, batch_size=4,
-                                           learning_rate=0.01, prior_weight=1.0, init_noise=0.1,
-                                           max_rows=0))
+  d = 14
+  errors, features, pmf_config = _low_rank_problem(1, 10, d, num_steps=3)
   search = config_dict.ConfigDict(dict(num_evals=5, num_warm=2, random_repeats=2))
   variants = {"fallback": {"column_noise": (0.01,), "explore_below": 1e9, "fallback": "mean"},
               "rankwarm3": {"column_noise": None, "warm": "rank", "num_warm": 3}}
