@@ -232,3 +232,28 @@ def test_adapt_architecture_api(params):
   assert out["latency_ms"] <= budget
   assert 0.0 <= out["test_accuracy"] <= 1.0 and 0.0 <= out["val_accuracy"] <= 1.0
   assert out["macs"] == ss.macs(SPACE, np.array(out["genes"]))
+
+
+def test_optimizer_schedule_spans_the_given_steps():
+  """Supernet and baselines use the MAML experiment's optimiser: a cosine rate reaches zero at
+  the step budget handed to it (baselines may have their own budget)."""
+  from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
+  cfg = config_dict.ConfigDict({"optim": {"learning_rate": 1.0, "grad_clip": 0.0,
+                                          "schedule": "cosine"}})
+  params = {"w": jnp.zeros(3)}
+  grads = {"w": jnp.ones(3)}
+  for steps in (4, 10):
+    tx = hmetanas_train._optimizer(cfg, steps)  # pylint: disable=protected-access
+    state = tx.init(params)
+    sizes = []
+    for _ in range(steps + 1):
+      updates, state = tx.update(grads, state, params)
+      sizes.append(float(jnp.abs(updates["w"]).max()))
+    assert sizes[0] == pytest.approx(1.0, rel=1e-3)  # Adam's first step has size lr.
+    assert sizes[steps // 2] < 0.9 and sizes[steps] == pytest.approx(0.0, abs=1e-6)
+  cfg.optim.schedule = "constant"
+  tx = hmetanas_train._optimizer(cfg, 4)  # pylint: disable=protected-access
+  state = tx.init(params)
+  for _ in range(5):
+    updates, state = tx.update(grads, state, params)
+  assert float(jnp.abs(updates["w"]).max()) == pytest.approx(1.0, rel=1e-3)

@@ -126,6 +126,7 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
 
   # 1-2. Latency tables (profiled in worker processes from a background thread while the supernet
   # trains) and their validation on whole random sub-networks (measured devices; during the search).
+  # `latency.background=False` does both first, so no training shares the CPU with the timings.
   rng = np.random.default_rng([config.seed, 4])
   val_genes = np.unique(ss.random_genes(space, rng, config.latency.num_validation * 2), axis=0)
   val_genes = val_genes[rng.permutation(len(val_genes))[:config.latency.num_validation]]
@@ -157,7 +158,12 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     return out
 
   pool = concurrent.futures.ThreadPoolExecutor(1)
-  profiling = pool.submit(profile)
+  if config.latency.get("background", True):
+    profiling = pool.submit(profile)
+  else:  # Profile and validate on a quiet machine, before any training starts.
+    profiled = profile()
+    validated = validate(profiled[0])
+    profiling = pool.submit(lambda: profiled)
 
   # 3. Supernet meta-training.
   t0 = time.time()
@@ -167,7 +173,10 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
                                **_train_log(os.path.join(workdir, "supernet"))}
   meta_params = jax.device_get(state.meta_params)
   tables, results["latency_tables"] = profiling.result()
-  validating = pool.submit(validate, tables)  # Runs in worker processes during the search.
+  if config.latency.get("background", True):
+    validating = pool.submit(validate, tables)  # Runs in worker processes during the search.
+  else:
+    validating = pool.submit(lambda: validated)
   sn = hmetanas.Supernet(meta_params, space, tables, settings, impl)
   logging.info("Supernet trained in %.0f s", results["supernet_train"]["wall_time_sec"])
 
@@ -177,9 +186,10 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     genes = baseline_genes(space, spec)
     name = f"g{spec[0]}_d{spec[1]}_k{spec[2]}_r{spec[3]}"
     t = time.time()
-    btask = hmetanas_train.baseline_task(config, space, genes, samplers["train"], train_spec)
     bcfg = config.train.copy_and_resolve_references()
     bcfg.num_steps = config.baseline_steps or config.train.num_steps
+    btask = hmetanas_train.baseline_task(config, space, genes, samplers["train"], train_spec,
+                                         num_steps=bcfg.num_steps)
     bdir = os.path.join(workdir, f"baseline_{i}")
     _, bstate = train.train(bcfg, bdir, btask, mesh)
     acc = hmetanas_train.plain_accuracy(jax.device_get(bstate.meta_params), test_tasks,

@@ -15,6 +15,7 @@ from ml_collections import config_dict
 
 from metanas import train
 from metanas.data import omniglot
+from metanas.meta import experiment
 from metanas.meta import maml
 from metanas.nas import hmetanas
 from metanas.nas import search_space as ss
@@ -51,12 +52,9 @@ def sample_archs(space: ss.SearchSpace, rng: np.random.Generator, n: int,
   return genes
 
 
-def _optimizer(config):
-  chain = []
-  if config.optim.grad_clip > 0:
-    chain.append(optax.clip_by_global_norm(config.optim.grad_clip))
-  chain.append(optax.adam(config.optim.learning_rate))
-  return optax.chain(*chain)
+def _optimizer(config, num_steps: int):
+  """Adam (optionally clipped, constant or cosine rate): the MAML experiment's optimiser."""
+  return experiment.build_optimizer(config.optim, num_steps)
 
 
 def episodes(sampler: omniglot.OmniglotSampler, rng: np.random.Generator, n: int,
@@ -69,7 +67,7 @@ def episodes(sampler: omniglot.OmniglotSampler, rng: np.random.Generator, n: int
 def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -> train.Task:
   """The generic loop's Task for supernet meta-training (one architecture per task)."""
   settings = settings_from(config)
-  optimizer = _optimizer(config)
+  optimizer = _optimizer(config, config.train.num_steps)
   impl = config.model.conv_impl
 
   def init(rng):
@@ -97,10 +95,11 @@ def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -
 
 
 def baseline_task(config, space: ss.SearchSpace, genes: np.ndarray, sampler, spec,
-                  evaluate=None) -> train.Task:
-  """Task for one fixed plain network (same episodes, optimiser and step budget as the supernet)."""
+                  evaluate=None, num_steps: int | None = None) -> train.Task:
+  """Task for one fixed plain network (same episodes, optimiser and step budget as the supernet;
+  `num_steps` overrides the budget the learning-rate schedule spans)."""
   settings = settings_from(config)
-  optimizer = _optimizer(config)
+  optimizer = _optimizer(config, num_steps or config.train.num_steps)
   impl = config.model.conv_impl
   loss_fn = maml.cross_entropy_loss(lambda p, x: supernet.plain_apply(p, x, impl))
 
