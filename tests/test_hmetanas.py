@@ -72,6 +72,25 @@ def test_masked_subnetworks_match_sliced_ones_one_compile(params, x):
     chex.assert_trees_all_close(got, want, atol=1e-5)
 
 
+def test_per_depth_heads_match_sliced_networks(x):
+  """With one head per depth, each sub-network reads only the head of its own depth: masked ==
+  sliced (with that head), and perturbing the other depths' heads leaves its logits unchanged."""
+  p = supernet.init(SPACE, jax.random.PRNGKey(3), head_per_depth=True)
+  chex.assert_shape(p["head"]["w"], (SPACE.max_depth, 8, 3))
+  fn = jax.jit(lambda p, x, a: supernet.apply(p, x, a, conv_impl="im2col"))
+  for genes in ss.random_genes(SPACE, np.random.default_rng(2), 8):
+    arch = supernet.arch_arrays(SPACE, genes)
+    got = fn(p, x, arch)
+    want = supernet.plain_apply(supernet.slice_params(p, SPACE, genes), x, conv_impl="lax")
+    chex.assert_trees_all_close(got, want, atol=1e-5)
+    depth = int(arch["depth"])
+    others = np.arange(SPACE.max_depth) != depth - 1
+    bumped = jax.tree.map(lambda v: v, p)
+    bumped["head"] = {k: v + 3.0 * others.reshape((-1,) + (1,) * (v.ndim - 1))
+                      for k, v in p["head"].items()}
+    chex.assert_trees_all_close(fn(bumped, x, arch), got, atol=1e-6)
+
+
 def test_masked_gradients_are_the_sliced_network_gradients(params, x):
   """Gradients of the masked supernet are zero outside the sub-network and equal the plain
   network's gradients inside it (so MAML updates only the sub-network's slice)."""

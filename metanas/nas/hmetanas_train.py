@@ -71,7 +71,8 @@ def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -
   impl = config.model.conv_impl
 
   def init(rng):
-    params = supernet.init(space, rng)
+    params = supernet.init(space, rng,
+                           head_per_depth=config.supernet.get("head_per_depth", False))
     mp = {"model": params,
           "inner_lr": maml.init_inner_lrs(params, settings.num_inner_steps, settings.inner_lr)}
     return TrainState(meta_params=mp, opt_state=optimizer.init(mp))

@@ -10,7 +10,9 @@ slice of shared weights. Here the architecture is a traced input (`arch`, see
   sees zeros there and the masked weights receive zero gradient;
 - depth (Adaptive Number of Layers): every block is computed but the head reads the globally
   average-pooled features of block `depth` only (a 0/1 selection, no `lax.cond`), so dropped blocks
-  affect neither the output nor the gradients.
+  affect neither the output nor the gradients. With `head_per_depth=True` every depth has its own
+  linear head (block-2 and block-4 features are different things; one shared head must serve
+  both, and that conflict costs every sub-network accuracy, see experiments/hmetanas.md).
 
 `slice_params` cuts the weights of one architecture out of the supernet and `plain_apply` runs them
 as an ordinary network of that shape; the tests check the two agree.
@@ -19,6 +21,8 @@ Parameters are a plain pytree:
   {"blocks": [{"kernel": [5, 5, c_in_max, c_max], "bias": [c_max], "scale": [c_max],
                "shift": [c_max]}, ...],
    "head": {"w": [c_max, num_classes], "b": [num_classes]}}
+  or, with one head per depth, "head": {"w": [max_depth, c_max, num_classes],
+  "b": [max_depth, num_classes]}.
 """
 
 from typing import Sequence
@@ -39,8 +43,9 @@ def _lecun(rng, shape, fan_in):
   return jax.random.normal(rng, shape, jnp.float32) / np.sqrt(fan_in)
 
 
-def init(space: ss.SearchSpace, rng: jax.Array) -> Params:
-  """Supernet parameters sized for the largest choice of every layer."""
+def init(space: ss.SearchSpace, rng: jax.Array, head_per_depth: bool = False) -> Params:
+  """Supernet parameters sized for the largest choice of every layer (`head_per_depth`: one
+  linear head per depth choice instead of one shared head)."""
   c_max = space.max_channels
   keys = jax.random.split(rng, space.max_depth + 1)
   blocks = []
@@ -50,8 +55,9 @@ def init(space: ss.SearchSpace, rng: jax.Array) -> Params:
         "kernel": _lecun(keys[l], (KMAX, KMAX, c_in, c_max), 9 * c_in),
         "bias": jnp.zeros((c_max,)), "scale": jnp.ones((c_max,)), "shift": jnp.zeros((c_max,))})
     c_in = c_max
-  head = {"w": _lecun(keys[-1], (c_max, space.num_classes), c_max),
-          "b": jnp.zeros((space.num_classes,))}
+  lead = (space.max_depth,) if head_per_depth else ()
+  head = {"w": _lecun(keys[-1], lead + (c_max, space.num_classes), c_max),
+          "b": jnp.zeros(lead + (space.num_classes,))}
   return {"blocks": blocks, "head": head}
 
 
@@ -85,15 +91,21 @@ def apply(params: Params, x: jax.Array, arch: dict, conv_impl: str = "im2col") -
   blocks = params["blocks"]
   c_max = blocks[0]["kernel"].shape[-1]
   channel_ids = jnp.arange(c_max)
+  head = params["head"]
+  per_depth = head["w"].ndim == 3
   feats = jnp.zeros((x.shape[0], c_max), x.dtype)
+  logits = 0.0
   for l, blk in enumerate(blocks):
     cmask = (channel_ids < arch["channels"][l]).astype(x.dtype)
     w = blk["kernel"] * kernel_mask(arch["kernel"][l])[:, :, None, None]
     y = conv.conv2d(x, w, stride=2, padding="SAME", impl=conv_impl) + blk["bias"]
     x = _norm_relu(y, blk["scale"], blk["shift"]) * cmask
     is_last = (arch["depth"] == l + 1).astype(x.dtype)
-    feats = feats + is_last * jnp.mean(x, axis=(1, 2))
-  return feats @ params["head"]["w"] + params["head"]["b"]
+    if per_depth:
+      logits = logits + is_last * (jnp.mean(x, axis=(1, 2)) @ head["w"][l] + head["b"][l])
+    else:
+      feats = feats + is_last * jnp.mean(x, axis=(1, 2))
+  return logits if per_depth else feats @ head["w"] + head["b"]
 
 
 def slice_params(params: Params, space: ss.SearchSpace, genes: np.ndarray) -> Params:
@@ -110,8 +122,10 @@ def slice_params(params: Params, space: ss.SearchSpace, genes: np.ndarray) -> Pa
     blocks.append({"kernel": b["kernel"][lo:lo + k, lo:lo + k, :ci, :co], "bias": b["bias"][:co],
                    "scale": b["scale"][:co], "shift": b["shift"][:co]})
   c_last = blocks[-1]["bias"].shape[0]
-  return {"blocks": blocks,
-          "head": {"w": params["head"]["w"][:c_last], "b": params["head"]["b"]}}
+  w, b = params["head"]["w"], params["head"]["b"]
+  if w.ndim == 3:  # One head per depth: the one of this architecture's depth.
+    w, b = w[len(blocks) - 1], b[len(blocks) - 1]
+  return {"blocks": blocks, "head": {"w": w[:c_last], "b": b}}
 
 
 def plain_init(space: ss.SearchSpace, genes: np.ndarray, rng: jax.Array) -> Params:
