@@ -14,7 +14,10 @@ CPU time.
 GAN settings (selected on held-out training rows, `--config.tabular.validation=True` /
 experiments/gan_compression/select_gan.py, never the test split): numeric columns Gaussianised by
 their quantiles (`gan.quantile`), straight-through Gumbel one-hot blocks (`gan.straight_through`),
-AC-GAN class weight 0.1 (`gan.aux_weight`), 4000 Adam steps at 2e-4.
+AC-GAN class weight 0.1 (`gan.aux_weight`), 4000 Adam steps at 2e-4. Off by default: PacGAN
+(`gan.pac`), WGAN-GP (`gan.loss="wgan_gp"`) and CTGAN training-by-sampling (`gan.conditional`);
+`--config.tabular.gan.pac=4` was chosen on Adult validation rows but is worse than the default on
+MAGIC validation rows (experiments/gan_compression.md, "Mode-coverage options").
 
 Expected (paper): train+GAN transfer sets close >= 1/3 of the AUC gap between the train-only student
 and the teacher for the 1-tree student on both datasets. Measured (`:cpu`, 5 seeds): MAGIC 0.43 +-
@@ -49,7 +52,13 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                batch_size=128, log_every=500,
                quantile=True,           # Model Gaussianised numeric columns (tabular.QuantileCodec).
                straight_through=True,   # Hard one-hot blocks into D (straight-through Gumbel).
-               aux_weight=0.1),         # AC-GAN class-loss weight (1 pushes G off the boundary).
+               aux_weight=0.1,          # AC-GAN class-loss weight (1 pushes G off the boundary).
+               beta2=0.999,             # Adam beta2 (WGAN-GP / CTGAN use 0.9).
+               loss="gan",              # "gan" (non-saturating) or "wgan_gp" (critic + penalty).
+               gp_weight=10.0,          # WGAN-GP gradient-penalty weight lambda.
+               pac=1,                   # PacGAN pack size (D judges `pac` rows at once).
+               conditional=False,       # CTGAN training-by-sampling of a category per row.
+               cond_weight=1.0),        # G's penalty for not producing the conditioned category.
       munge=dict(p=0.5, s=5.0),
       gmm=dict(num_components=10),
       mlp=dict(hidden=(32,), num_steps=1000, batch_size=256, learning_rate=3e-3),

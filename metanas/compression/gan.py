@@ -7,6 +7,18 @@ cross-entropy (AC-GAN, Eqs. 2-3 of Odena et al.):
   L_D = s(D_adv(x), 1) + s(D_adv(G(z, y)), 0) + c(D_cls(x), y_x) + c(D_cls(G(z, y)), y)
   L_G = s(D_adv(G(z, y)), 1) + c(D_cls(G(z, y)), y)            (non-saturating)
 
+Options for tabular mode coverage (all off by default, `GAN` attributes):
+  * `loss="wgan_gp"`: the adversarial terms become the WGAN-GP critic loss (Gulrajani et al. 2017,
+    Alg. 1): L_D = D(G(z)) - D(x) + lambda (||grad D(x_hat)|| - 1)^2 with x_hat on segments between
+    real and fake rows, L_G = -D(G(z)); the class terms stay.
+  * `pac=m`: PacGAN (Lin et al. 2018): D judges m rows concatenated, so a generator that drops modes
+    is caught by the lack of diversity within a pack.
+  * `cond_dim > 0`: CTGAN training-by-sampling (Xu et al. 2019, Sec. 4.3): every row of a batch gets
+    a condition vector, a one-hot over all categories of all discrete columns picking one category
+    of one uniformly chosen column, the category drawn with probability ∝ log(1 + count); the real
+    row is drawn among the rows with that category, G and D both see the condition, and G pays
+    `cond_weight` x the cross-entropy of the chosen column's logits for not producing it.
+
 Tabular generators emit standardised numeric columns and one logit vector per categorical block; in
 training each block is a Gumbel-softmax relaxation (temperature `tau`), when sampling a hard
 Gumbel-max draw, so synthetic rows are always valid one-hot rows. The image generator is a small
@@ -48,16 +60,25 @@ class TabularGenerator(nn.Module):
 
 
 class TabularDiscriminator(nn.Module):
-  """MLP discriminator: [B, dim] -> (real/fake logit [B], class logits [B, K])."""
+  """MLP discriminator: [B, dim] -> (real/fake logit [B / pac], class logits [B, K]).
+
+  With `pac > 1` (PacGAN) consecutive groups of `pac` rows are concatenated into one [pac * dim]
+  input; the adversarial logit is per pack and the class head emits `pac` class-logit vectors, one
+  per row of the pack. `pac = 1` is the plain per-row discriminator (same parameters).
+  """
   num_classes: int
   hidden: tuple[int, ...] = (128, 128)
+  pac: int = 1
 
   @nn.compact
   def __call__(self, x):
-    h = x
+    if x.shape[0] % self.pac:
+      raise ValueError(f"PacGAN: batch of {x.shape[0]} rows is not a multiple of pac={self.pac}.")
+    h = x.reshape(x.shape[0] // self.pac, self.pac * x.shape[-1])
     for width in self.hidden:
       h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
-    return nn.Dense(1)(h)[..., 0], nn.Dense(self.num_classes)(h)
+    cls = nn.Dense(self.pac * self.num_classes)(h).reshape(x.shape[0], self.num_classes)
+    return nn.Dense(1)(h)[..., 0], cls
 
 
 def _upsample2(x):
@@ -108,8 +129,13 @@ class GAN:
     straight_through: in training, feed the discriminator hard one-hot blocks (Gumbel-max forward)
       with the tau-softmax gradient (straight-through Gumbel-softmax, Jang et al. 2017), so D cannot
       tell fake rows from real ones merely by their soft categorical entries.
-    learning_rate, beta1: Adam settings shared by G and D.
+    learning_rate, beta1, beta2: Adam settings shared by G and D.
     aux_weight: weight of the class (auxiliary classifier) terms.
+    loss: "gan" (non-saturating, sigmoid cross-entropy) or "wgan_gp" (Wasserstein critic with
+      gradient penalty `gp_weight`).
+    pac: rows per PacGAN pack seen by D (the discriminator module must be built with the same pac).
+    cond_dim: width of the CTGAN condition vector (sum of the category counts; 0 = off).
+    cond_weight: weight of G's cross-entropy for not producing the conditioned category.
   """
   generator: nn.Module
   discriminator: nn.Module
@@ -122,10 +148,23 @@ class GAN:
   learning_rate: float = 2e-4
   beta1: float = 0.5
   aux_weight: float = 1.0
+  beta2: float = 0.999
+  loss: str = "gan"
+  gp_weight: float = 10.0
+  pac: int = 1
+  cond_dim: int = 0
+  cond_weight: float = 1.0
+
+  def __post_init__(self):
+    if self.loss not in ("gan", "wgan_gp"):
+      raise ValueError(f"GAN loss must be 'gan' or 'wgan_gp', got {self.loss!r}.")
+    if self.cond_dim and (self.spec is None or self.cond_dim != sum(self.spec.cat_sizes)):
+      raise ValueError("CTGAN conditioning needs a tabular spec and cond_dim = the total number "
+                       "of categories.")
 
   @property
   def tx(self) -> optax.GradientTransformation:
-    return optax.adam(self.learning_rate, b1=self.beta1)
+    return optax.adam(self.learning_rate, b1=self.beta1, b2=self.beta2)
 
 
 @flax.struct.dataclass
@@ -139,10 +178,13 @@ class GANState:
 
 
 def tabular_gan(spec: tabular.TabularSpec, num_classes: int = 2, latent_dim: int = 32,
-                hidden: tuple[int, ...] = (128, 128), **kwargs) -> GAN:
-  return GAN(TabularGenerator(spec.dim, tuple(hidden)), TabularDiscriminator(num_classes,
-                                                                             tuple(hidden)),
-             num_classes, latent_dim, (spec.dim,), spec, **kwargs)
+                hidden: tuple[int, ...] = (128, 128), pac: int = 1, conditional: bool = False,
+                **kwargs) -> GAN:
+  """Tabular AC-GAN; `pac` packs rows for D, `conditional` turns on CTGAN training-by-sampling."""
+  return GAN(TabularGenerator(spec.dim, tuple(hidden)),
+             TabularDiscriminator(num_classes, tuple(hidden), pac),
+             num_classes, latent_dim, (spec.dim,), spec, pac=pac,
+             cond_dim=sum(spec.cat_sizes) if conditional else 0, **kwargs)
 
 
 def image_gan(num_classes: int = 10, latent_dim: int = 64, width: int = 32,
@@ -155,9 +197,10 @@ def init_state(gan: GAN, rng: jax.Array) -> GANState:
   """Initial parameters (from `rng`) and Adam states."""
   kg, kd = jax.random.split(rng)
   z = jnp.zeros((1, gan.latent_dim))
-  y = jnp.zeros((1, gan.num_classes))
+  y = jnp.zeros((1, gan.num_classes + gan.cond_dim))
   g_params = gan.generator.init(kg, z, y)
-  d_params = gan.discriminator.init(kd, jnp.zeros((1,) + tuple(gan.data_shape)))
+  d_in = (gan.pac,) + tuple(gan.data_shape[:-1]) + (gan.data_shape[-1] + gan.cond_dim,)
+  d_params = gan.discriminator.init(kd, jnp.zeros(d_in))
   return GANState(jnp.zeros((), jnp.int32), g_params, d_params, gan.tx.init(g_params),
                   gan.tx.init(d_params))
 
@@ -189,24 +232,78 @@ def finalize(gan: GAN, raw: jax.Array, rng: jax.Array, hard: bool) -> jax.Array:
   return jnp.concatenate(parts, axis=-1)
 
 
+def _raw(gan: GAN, g_params, z, y, cond=None):
+  g_in = jax.nn.one_hot(y, gan.num_classes)
+  if gan.cond_dim:
+    g_in = jnp.concatenate([g_in, cond], axis=-1)
+  return gan.generator.apply(g_params, z, g_in)
+
+
 def generate(gan: GAN, g_params, z: jax.Array, y: jax.Array, rng: jax.Array,
-             hard: bool = True) -> jax.Array:
-  """G(z, y): z [B, latent_dim], y [B] int labels -> [B, *data_shape] samples."""
-  raw = gan.generator.apply(g_params, z, jax.nn.one_hot(y, gan.num_classes))
-  return finalize(gan, raw, rng, hard)
+             hard: bool = True, cond: jax.Array | None = None) -> jax.Array:
+  """G(z, y[, cond]): z [B, latent_dim], y [B] int labels, cond [B, cond_dim] -> [B, *data_shape]."""
+  return finalize(gan, _raw(gan, g_params, z, y, cond), rng, hard)
 
 
-def _losses(gan: GAN, g_params, d_params, x_real, y_real, rng):
+def gradient_penalty(critic: Callable, real: jax.Array, fake: jax.Array, rng: jax.Array,
+                     pac: int = 1) -> jax.Array:
+  """WGAN-GP penalty mean((||grad critic(x_hat)|| - 1)^2) (Gulrajani et al. 2017, Eq. 3).
+
+  Args:
+    critic: [B, d] -> [B / pac] scores (one per pack of `pac` consecutive rows).
+    real, fake: [B, d] rows.
+    rng: key for the interpolation weights (one per pack, as in PacGAN/CTGAN).
+    pac: pack size; the gradient norm is taken over each pack's [pac * d] input.
+
+  Returns:
+    Scalar penalty (without the weight lambda).
+  """
+  alpha = jnp.repeat(jax.random.uniform(rng, (real.shape[0] // pac, 1)), pac, axis=0)
+  x_hat = alpha * real + (1.0 - alpha) * fake
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
+  norms = jnp.linalg.norm(grads.reshape(real.shape[0] // pac, -1), axis=-1)
+  return jnp.mean((norms - 1.0) ** 2)
+
+
+def cond_penalty(gan: GAN, raw: jax.Array, cond: jax.Array) -> jax.Array:
+  """CTGAN generator penalty: mean over rows of -log softmax(raw block)[conditioned category].
+
+  Args:
+    gan: the GAN (its spec gives the blocks).
+    raw: [B, dim] generator output (logits for the categorical blocks).
+    cond: [B, cond_dim] condition vectors, one 1 per row over all blocks' categories.
+  """
+  total, offset = 0.0, gan.spec.num_numeric
+  for start, stop in gan.spec.blocks():
+    logp = jax.nn.log_softmax(raw[:, start:stop], axis=-1)
+    total = total - jnp.sum(cond[:, start - offset:stop - offset] * logp, axis=-1)
+  return jnp.mean(total)
+
+
+def _losses(gan: GAN, g_params, d_params, x_real, y_real, rng, cond=None):
   kz, kg = jax.random.split(rng)
   z = jax.random.normal(kz, (x_real.shape[0], gan.latent_dim))
-  x_fake = generate(gan, g_params, z, y_real, kg, hard=False)
+  raw = _raw(gan, g_params, z, y_real, cond)
+  x_fake = finalize(gan, raw, kg, hard=False)
+  if gan.cond_dim:                                   # D judges (row, condition) pairs.
+    x_real = jnp.concatenate([x_real, cond], axis=-1)
+    x_fake = jnp.concatenate([x_fake, cond], axis=-1)
   adv_real, cls_real = gan.discriminator.apply(d_params, x_real)
   adv_fake, cls_fake = gan.discriminator.apply(d_params, x_fake)
   ce = lambda logits, y: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
   bce = lambda logits, t: optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, t)).mean()
-  d_loss = (bce(adv_real, 1.0) + bce(adv_fake, 0.0)
-            + gan.aux_weight * (ce(cls_real, y_real) + ce(cls_fake, y_real)))
-  g_loss = bce(adv_fake, 1.0) + gan.aux_weight * ce(cls_fake, y_real)
+  if gan.loss == "wgan_gp":
+    critic = lambda x: gan.discriminator.apply(d_params, x)[0]
+    gp = gradient_penalty(critic, x_real, x_fake, jax.random.fold_in(rng, 2), gan.pac)
+    d_adv = jnp.mean(adv_fake) - jnp.mean(adv_real) + gan.gp_weight * gp
+    g_adv = -jnp.mean(adv_fake)
+  else:
+    d_adv = bce(adv_real, 1.0) + bce(adv_fake, 0.0)
+    g_adv = bce(adv_fake, 1.0)
+  d_loss = d_adv + gan.aux_weight * (ce(cls_real, y_real) + ce(cls_fake, y_real))
+  g_loss = g_adv + gan.aux_weight * ce(cls_fake, y_real)
+  if gan.cond_dim:
+    g_loss = g_loss + gan.cond_weight * cond_penalty(gan, raw, cond)
   return d_loss, g_loss
 
 
@@ -217,15 +314,17 @@ def gan_step(gan: GAN, state: GANState, batch: tuple[jax.Array, jax.Array],
   Args:
     gan: static GAN description.
     state: current `GANState`.
-    batch: (x [B, *data_shape] real rows, y [B] int32 labels).
+    batch: (x [B, *data_shape] real rows, y [B] int32 labels[, cond [B, cond_dim] CTGAN
+      condition vectors, required when `gan.cond_dim > 0`]).
     rng: this step's key (callers fold in the step number).
 
   Returns:
     (new state, {"d_loss", "g_loss"} scalars).
   """
-  x_real, y_real = batch
-  d_loss_fn = lambda dp: _losses(gan, state.g_params, dp, x_real, y_real, rng)[0]
-  g_loss_fn = lambda gp: _losses(gan, gp, state.d_params, x_real, y_real, rng)[1]
+  x_real, y_real = batch[:2]
+  cond = batch[2] if gan.cond_dim else None
+  d_loss_fn = lambda dp: _losses(gan, state.g_params, dp, x_real, y_real, rng, cond)[0]
+  g_loss_fn = lambda gp: _losses(gan, gp, state.d_params, x_real, y_real, rng, cond)[1]
   d_loss, d_grads = jax.value_and_grad(d_loss_fn)(state.d_params)
   g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state.g_params)
   d_updates, d_opt = gan.tx.update(d_grads, state.d_opt, state.d_params)
@@ -242,6 +341,57 @@ def make_step(gan: GAN, donate: bool = True) -> Callable:
   Cached, so training the same GAN again (another seed) reuses the compiled step.
   """
   return jax.jit(functools.partial(gan_step, gan), donate_argnums=(0,) if donate else ())
+
+
+class CategorySampler:
+  """CTGAN training-by-sampling on the host (Xu et al. 2019, Sec. 4.3), NumPy only.
+
+  `sample` picks, per row, a discrete column uniformly, a category of it with probability
+  ∝ log(1 + count) (`log_frequency=True`, CTGAN's rule) or ∝ count, and a training row having that
+  category uniformly; `original` gives the condition of given rows (one random column each), which
+  reproduces the data's joint distribution of categories and labels at sampling time.
+  """
+
+  def __init__(self, x: np.ndarray, spec: tabular.TabularSpec, log_frequency: bool = True):
+    if not spec.cat_sizes:
+      raise ValueError("CTGAN conditioning needs at least one categorical column.")
+    self.spec = spec
+    self.codes = np.stack([np.argmax(x[:, a:b], axis=1) for a, b in spec.blocks()], axis=1)
+    self.offsets = np.concatenate([[0], np.cumsum(spec.cat_sizes)[:-1]]).astype(np.int64)
+    self.cond_dim = int(sum(spec.cat_sizes))
+    counts = [np.bincount(self.codes[:, c], minlength=k) for c, k in enumerate(spec.cat_sizes)]
+    self.probs = [(np.log1p(n) if log_frequency else n.astype(float)) for n in counts]
+    self.probs = [p / p.sum() for p in self.probs]
+    # Rows grouped by global category id g: rows_flat[starts[g]: starts[g] + counts[g]].
+    n = len(x)
+    self.rows_flat = np.concatenate([np.argsort(self.codes[:, c], kind="stable")
+                                     for c in range(len(spec.cat_sizes))])
+    flat_counts = np.concatenate(counts)
+    self.counts = flat_counts
+    self.starts = np.concatenate([c * n + np.concatenate([[0], np.cumsum(cnt)[:-1]])
+                                  for c, cnt in enumerate(counts)]).astype(np.int64)
+
+  def _one_hot(self, g: np.ndarray) -> np.ndarray:
+    cond = np.zeros((len(g), self.cond_dim), np.float32)
+    cond[np.arange(len(g)), g] = 1.0
+    return cond
+
+  def sample(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (row indices [B], condition vectors [B, cond_dim])."""
+    col = rng.integers(0, len(self.spec.cat_sizes), batch_size)
+    u = rng.random(batch_size)
+    local = np.zeros(batch_size, np.int64)
+    for c, p in enumerate(self.probs):
+      mask = col == c
+      local[mask] = np.minimum(np.searchsorted(np.cumsum(p), u[mask], side="right"), len(p) - 1)
+    g = self.offsets[col] + local
+    pick = np.floor(rng.random(batch_size) * self.counts[g]).astype(np.int64)
+    return self.rows_flat[self.starts[g] + pick], self._one_hot(g)
+
+  def original(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+    """[n] training-row indices -> [n, cond_dim] conditions on one random column per row."""
+    col = rng.integers(0, len(self.spec.cat_sizes), len(rows))
+    return self._one_hot(self.offsets[col] + self.codes[rows, col])
 
 
 def train(gan: GAN, x: np.ndarray, y: np.ndarray, num_steps: int, batch_size: int, seed: int,
@@ -262,6 +412,10 @@ def train(gan: GAN, x: np.ndarray, y: np.ndarray, num_steps: int, batch_size: in
     raise ValueError(f"GAN expects examples of shape {gan.data_shape}, got {x.shape[1:]}.")
   if len(x) < batch_size:
     raise ValueError(f"GAN batch size {batch_size} exceeds the {len(x)} training rows; lower it.")
+  if batch_size % gan.pac:
+    raise ValueError(f"GAN batch size {batch_size} must be a multiple of the PacGAN pack size "
+                     f"{gan.pac}.")
+  sampler = CategorySampler(x, gan.spec) if gan.cond_dim else None
   rng = jax.random.key(seed)
   rng, init_rng = jax.random.split(rng)
   state = init_state(gan, init_rng)
@@ -269,8 +423,13 @@ def train(gan: GAN, x: np.ndarray, y: np.ndarray, num_steps: int, batch_size: in
   host_rng = np.random.default_rng(seed)
   x_dev, y_dev = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
   for i in range(num_steps):
-    idx = jnp.asarray(host_rng.integers(0, len(x), size=batch_size))
-    state, metrics = step(state, (x_dev[idx], y_dev[idx]), jax.random.fold_in(rng, i))
+    if sampler is None:
+      idx = jnp.asarray(host_rng.integers(0, len(x), size=batch_size))
+      batch = (x_dev[idx], y_dev[idx])
+    else:
+      idx, cond = sampler.sample(host_rng, batch_size)
+      batch = (x_dev[idx], y_dev[idx], jnp.asarray(cond))
+    state, metrics = step(state, batch, jax.random.fold_in(rng, i))
     if log_fn is not None and ((i + 1) % log_every == 0 or i + 1 == num_steps):
       metrics = jax.device_get(metrics)
       if not all(np.isfinite(v) for v in metrics.values()):
@@ -281,7 +440,7 @@ def train(gan: GAN, x: np.ndarray, y: np.ndarray, num_steps: int, batch_size: in
 
 
 def sample(gan: GAN, g_params, labels: np.ndarray, seed: int, batch_size: int = 2048,
-           z: np.ndarray | None = None) -> np.ndarray:
+           z: np.ndarray | None = None, cond: np.ndarray | None = None) -> np.ndarray:
   """Draws one sample per requested label.
 
   Args:
@@ -290,6 +449,8 @@ def sample(gan: GAN, g_params, labels: np.ndarray, seed: int, batch_size: int = 
     seed: noise seed.
     batch_size: generation chunk size.
     z: optional [n, latent_dim] fixed noise (e.g. a collapsed generator uses one z for all).
+    cond: [n, cond_dim] CTGAN conditions (required iff `gan.cond_dim > 0`; e.g.
+      `CategorySampler.original` of the rows the labels were drawn from).
 
   Returns:
     [n, *data_shape] float32 NumPy samples.
@@ -298,15 +459,22 @@ def sample(gan: GAN, g_params, labels: np.ndarray, seed: int, batch_size: int = 
   if z is None:
     z = np.random.default_rng(seed).standard_normal((len(labels), gan.latent_dim))
   z = np.asarray(z, np.float32)
+  if (cond is None) != (gan.cond_dim == 0):
+    raise ValueError("Pass cond (CTGAN conditions) exactly when the GAN is conditional.")
+  if cond is None:
+    cond = np.zeros((len(labels), 0), np.float32)
   size = min(batch_size, 1 << max(len(labels) - 1, 0).bit_length())   # Few distinct shapes.
   out = []
   for i, start in enumerate(range(0, len(labels), size)):
     zc, yc = np.asarray(z[start:start + size]), np.asarray(labels[start:start + size])
+    cc = np.asarray(cond[start:start + size], np.float32)
     pad = size - len(yc)
     zc = np.concatenate([zc, np.zeros((pad, gan.latent_dim), zc.dtype)])
     yc = np.concatenate([yc, np.zeros((pad,), yc.dtype)])
+    cc = np.concatenate([cc, np.zeros((pad, cc.shape[1]), cc.dtype)])
     out.append(np.asarray(_generate(gan, g_params, jnp.asarray(zc), jnp.asarray(yc),
-                                    jax.random.fold_in(rng, i + 1)))[:size - pad])
+                                    jax.random.fold_in(rng, i + 1), hard=True,
+                                    cond=jnp.asarray(cc) if gan.cond_dim else None))[:size - pad])
   return np.concatenate(out, axis=0).astype(np.float32)
 
 

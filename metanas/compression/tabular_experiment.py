@@ -46,7 +46,10 @@ def transfer_sets(data: tabular.TabularData, config: config_dict.ConfigDict, see
     gan = gan_lib.tabular_gan(data.spec, 2, config.gan.latent_dim, tuple(config.gan.hidden),
                               tau=config.gan.tau, learning_rate=config.gan.learning_rate,
                               straight_through=config.gan.straight_through,
-                              aux_weight=config.gan.aux_weight)
+                              aux_weight=config.gan.aux_weight, beta2=config.gan.beta2,
+                              loss=config.gan.loss, gp_weight=config.gan.gp_weight,
+                              pac=config.gan.pac, conditional=config.gan.conditional,
+                              cond_weight=config.gan.cond_weight)
     # The GAN models Gaussianised numeric columns; samples are mapped back onto the data's quantiles.
     codec = tabular.QuantileCodec(data.x_train, data.spec) if config.gan.quantile else None
     x_gan = codec.encode(data.x_train) if codec else data.x_train
@@ -54,8 +57,15 @@ def transfer_sets(data: tabular.TabularData, config: config_dict.ConfigDict, see
                           config.gan.batch_size, seed,
                           log_fn=lambda s, m: log(f"gan/{data.name}/seed{seed}", s, m),
                           log_every=config.gan.log_every)
-    labels = np.random.default_rng(seed).choice(data.y_train, size=mult * n)
-    out["gan"] = gan_lib.sample(gan, state.g_params, labels, seed + 1)
+    if gan.cond_dim:
+      # CTGAN sampling: labels and conditions of randomly drawn training rows (the data's joint).
+      host_rng = np.random.default_rng(seed)
+      rows = host_rng.integers(0, n, size=mult * n)
+      labels = data.y_train[rows]
+      cond = gan_lib.CategorySampler(x_gan, data.spec).original(host_rng, rows)
+    else:
+      labels, cond = np.random.default_rng(seed).choice(data.y_train, size=mult * n), None
+    out["gan"] = gan_lib.sample(gan, state.g_params, labels, seed + 1, cond=cond)
     if codec:
       out["gan"] = codec.decode(out["gan"])
     logging.info("%s seed %d: GAN trained in %.1fs", data.name, seed, time.time() - t0)
