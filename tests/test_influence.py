@@ -430,3 +430,34 @@ def test_smoke_end_to_end(tmp_path, data_dir):
   config.sizes = (10_000,)
   with pytest.raises(ValueError, match="exceeds pool_size"):
     main.run(config, str(tmp_path / "bad"))
+
+
+def test_draw_rounds_are_new_seeds_and_merge(tmp_path, data_dir):
+  """draw_round=0 reproduces the default draws, round 1 gives new ones; the merge concatenates."""
+  config = _load_config("smoke")
+  config.data_dir = data_dir
+  config.methods = ("uniform",)
+  main.run(config, str(tmp_path / "a"))
+  main.run(config, str(tmp_path / "b"))
+  config.draw_round = 1
+  main.run(config, str(tmp_path / "c"))
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "influence_merge.py")
+  spec = importlib.util.spec_from_file_location("influence_merge", path)
+  merge = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(merge)
+  key = f"m={config.sizes[0]}/uniform"
+  with pytest.raises(ValueError, match="share a draw_round"):
+    merge.merge([str(tmp_path / "a"), str(tmp_path / "b")])
+  merged, sizes, methods, info = merge.merge([str(tmp_path / "a"), str(tmp_path / "c")])
+  assert sizes == list(config.sizes) and methods == ["uniform"]
+  assert info["per_size"][("magic", config.sizes[0])] == {"rounds": [0, 1], "seeds": [2, 2]}
+  runs = [json.load(open(tmp_path / d / "results.json"))["datasets"]["magic"]["runs"][key]
+          for d in "abc"]
+  np.testing.assert_array_equal(runs[0]["val_loss"], runs[1]["val_loss"])
+  assert not np.allclose(runs[0]["val_loss"], runs[2]["val_loss"])
+  np.testing.assert_array_equal(merged["magic"]["runs"][key]["regret"],
+                                np.concatenate([runs[0]["regret"], runs[2]["regret"]]))
+  assert merged["magic"]["summary"][key]["regret"] == pytest.approx(
+      np.mean(merged["magic"]["runs"][key]["regret"]))
+  table = merge.compare(merged, sizes, "uniform", "uniform")
+  assert "equal, z = +0.0" in table

@@ -284,7 +284,11 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
         xp, xv, _ = feats[s.feature_map]
         f = full[s]
         nl = len(f["l2s"])
-        rng = np.random.default_rng([config.seed, dataset_id, m, si, mi])
+        # draw_round > 0 gives a fresh, independent block of num_seeds draws on the same data
+        # (more seeds in chunks); 0 keeps the key, hence every earlier number, unchanged.
+        key = [config.seed, dataset_id, m, si, mi] + ([config.draw_round]
+                                                      if config.get("draw_round", 0) else [])
+        rng = np.random.default_rng(key)
         p0 = jax.tree.map(lambda a: jnp.broadcast_to(a, (nl * ns,) + a.shape), f["p0"])
         runner.reset()
         params, _, w = inf.subsample_fit(inf.Problem(s, fcfg), scfg, p0, np.repeat(f["l2s"], ns),
