@@ -47,7 +47,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # `depth`'s features; a single shared head must serve block-2 and block-4 features alike).
   # Off by default: over the first 2800 steps it changed the training accuracy by < 1.5 points
   # (experiments/hmetanas.md).
-  c.supernet = dict(sandwich=True, head_per_depth=False)
+  # inplace_distill: weight w of the KL to the largest sub-network's adapted query predictions
+  # (BigNAS/OFA in-place distillation inside MAML); 0 = off.
+  c.supernet = dict(sandwich=True, head_per_depth=False, inplace_distill=0.0)
   c.optim = dict(learning_rate=2e-3, grad_clip=0.0, schedule="cosine")
   c.train = train.default_train_config()
   c.train.num_devices = 1

@@ -139,6 +139,30 @@ def test_meta_loss_per_task_archs_matches_python_loop(params, single_task_fn):
   np.testing.assert_allclose(float(got), float(np.mean(want)), rtol=1e-4)
 
 
+def test_inplace_distillation_loss(params, single_task_fn):
+  """In-place distillation: the largest sub-network distilling into itself has KL 0, so its loss
+  is (1 - w) x its plain MAML loss; a smaller sub-network pays a positive KL."""
+  rng = np.random.default_rng(4)
+  tasks = _tasks(rng, 2)
+  big, small = ss.largest(SPACE), ss.smallest(SPACE)
+  teacher = supernet.arch_arrays(SPACE, big)
+  settings = hmetanas.MamlSettings(num_inner_steps=1, inner_lr=0.3, first_order=True)
+  mp = {"model": params, "inner_lr": maml.init_inner_lrs(params, 1, 0.3)}
+  fn = jax.jit(hmetanas.meta_loss, static_argnums=(2, 3, 5))
+  batch = dict(tasks, **ss.decode(SPACE, np.stack([big, big])))
+  got, m = fn(mp, batch, settings, "im2col", teacher, 0.25)
+  plain, _ = fn(mp, batch, settings, "im2col", None, 0.0)
+  np.testing.assert_allclose(float(m["distill_kl"]), 0.0, atol=1e-6)
+  np.testing.assert_allclose(float(got), 0.75 * float(plain), rtol=1e-5)
+  batch = dict(tasks, **ss.decode(SPACE, np.stack([small, small])))
+  got, m = fn(mp, batch, settings, "im2col", teacher, 0.25)
+  plain, _ = fn(mp, batch, settings, "im2col", None, 0.0)
+  assert float(m["distill_kl"]) > 1e-3
+  np.testing.assert_allclose(float(got), 0.75 * float(plain) + 0.25 * float(m["distill_kl"]),
+                             rtol=1e-5)
+  jax.grad(lambda p: fn(dict(mp, model=p), batch, settings, "im2col", teacher, 0.25)[0])(params)
+
+
 def test_population_accuracy_matches_per_arch_loop(params, single_task_fn):
   rng = np.random.default_rng(3)
   tasks = _tasks(rng, 3)

@@ -42,8 +42,14 @@ def sub_loss_fn(arch: dict, conv_impl: str) -> maml.LossFn:
 
 
 def meta_loss(meta_params: dict, batch: dict, settings: MamlSettings,
-              conv_impl: str = "im2col") -> tuple[jax.Array, dict]:
+              conv_impl: str = "im2col", teacher_arch: dict | None = None,
+              distill_weight: float = 0.0) -> tuple[jax.Array, dict]:
   """Mean post-adaptation query loss over tasks, each on its own sub-network (MAML eq. 3).
+
+  With `teacher_arch` (the largest sub-network, `supernet.arch_arrays`) and `distill_weight`
+  w > 0, each task's query loss is (1 - w) * cross-entropy + w * KL(teacher || sub-network),
+  where the teacher is the largest sub-network adapted on the same support set (in-place
+  distillation; costs one more adaptation per task).
 
   Args:
     meta_params: {"model": supernet params, "inner_lr": per-leaf rates}.
@@ -54,8 +60,28 @@ def meta_loss(meta_params: dict, batch: dict, settings: MamlSettings,
     (scalar loss, metrics averaged over tasks).
   """
   def one(task, arch):
-    return maml.task_loss(meta_params, task, sub_loss_fn(arch, conv_impl),
-                          settings.num_inner_steps, settings.first_order, settings.learn_inner_lr)
+    if teacher_arch is None or distill_weight == 0.0:
+      return maml.task_loss(meta_params, task, sub_loss_fn(arch, conv_impl),
+                            settings.num_inner_steps, settings.first_order,
+                            settings.learn_inner_lr)
+    # In-place distillation (BigNAS/OFA style, inside MAML): the largest sub-network is adapted
+    # on the same support set and its query predictions (no gradient) are a soft target.
+    lrs = meta_params["inner_lr"]
+    if not settings.learn_inner_lr:
+      lrs = jax.lax.stop_gradient(lrs)
+
+    def adapted_logits(a):
+      p = maml.adapt(meta_params["model"], lrs, sub_loss_fn(a, conv_impl), task["support_x"],
+                     task["support_y"], settings.num_inner_steps, settings.first_order)
+      return supernet.apply(p, task["query_x"], a, conv_impl)
+    t_logp = jax.nn.log_softmax(jax.lax.stop_gradient(adapted_logits(teacher_arch)))
+    logits = adapted_logits(arch)
+    logp = jax.nn.log_softmax(logits)
+    ce = -jnp.mean(jnp.take_along_axis(logp, task["query_y"][:, None], axis=-1))
+    kl = jnp.mean(jnp.sum(jnp.exp(t_logp) * (t_logp - logp), axis=-1))
+    loss = (1.0 - distill_weight) * ce + distill_weight * kl
+    acc = jnp.mean(jnp.argmax(logits, -1) == task["query_y"])
+    return loss, {"xent": ce, "accuracy": acc, "distill_kl": kl}
   tasks = {k: batch[k] for k in ("support_x", "support_y", "query_x", "query_y")}
   archs = {k: batch[k] for k in ("depth", "kernel", "channels")}
   losses, metrics = jax.vmap(one)(tasks, archs)

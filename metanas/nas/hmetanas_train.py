@@ -69,6 +69,8 @@ def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -
   settings = settings_from(config)
   optimizer = _optimizer(config, config.train.num_steps)
   impl = config.model.conv_impl
+  distill_weight = float(config.supernet.get("inplace_distill", 0.0))
+  teacher_arch = supernet.arch_arrays(space, ss.largest(space)) if distill_weight else None
 
   def init(rng):
     params = supernet.init(space, rng,
@@ -80,7 +82,7 @@ def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -
   def step(state, batch, rng):
     del rng
     (value, metrics), grads = jax.value_and_grad(hmetanas.meta_loss, has_aux=True)(
-        state.meta_params, batch, settings, impl)
+        state.meta_params, batch, settings, impl, teacher_arch, distill_weight)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
     metrics = dict(metrics, loss=value, grad_norm=optax.global_norm(grads))
     return TrainState(optax.apply_updates(state.meta_params, updates), opt_state), metrics
