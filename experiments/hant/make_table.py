@@ -1,6 +1,7 @@
 """Prints the markdown tables of experiments/hant.md from a HANT workdir (sweep.json, results.json).
 
-Usage: python experiments/hant/make_table.py /work/runs/hant_cpu2
+Usage: python experiments/hant/make_table.py /work/runs/hant_cpu2 [remeasured]
+(`remeasured`: the tables from remeasure.py's sweep_remeasured.json / results_remeasured.json).
 """
 
 import json
@@ -8,10 +9,11 @@ import os
 import sys
 
 
-def main(workdir: str) -> None:
-  with open(os.path.join(workdir, "results.json")) as f:
+def main(workdir: str, variant: str = "") -> None:
+  suffix = f"_{variant}" if variant else ""
+  with open(os.path.join(workdir, f"results{suffix}.json")) as f:
     res = json.load(f)
-  path = os.path.join(workdir, "sweep.json")
+  path = os.path.join(workdir, f"sweep{suffix}.json")
   if not os.path.exists(path):
     path = os.path.join(workdir, "sweep_partial.json")
   with open(path) as f:
@@ -43,4 +45,4 @@ def main(workdir: str) -> None:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1])
+  main(*sys.argv[1:3])
