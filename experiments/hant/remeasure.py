@@ -14,8 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-import importlib.util  # pylint: disable=g-import-not-at-top,wrong-import-position
-
+from metanas import config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from metanas.hant import experiment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from metanas.hant import latency_tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -26,11 +25,7 @@ def main(workdir: str, repeats: int = 20) -> None:
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  spec = importlib.util.spec_from_file_location(
-      "hant_config", os.path.join(root, "configs", "hant_fashion_mnist.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("cpu")
+  config = config_lib.load_config(os.path.join(root, "configs", "hant_fashion_mnist.py") + ":cpu")
   arch = experiment.make_arch(config.model)
   for dev in config.devices:
     rows = [r for r in sweep if r["device"] == dev]

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from metanas.hardware import latency
 from metanas.meta import maml
@@ -74,11 +75,10 @@ def meta_loss(meta_params: dict, batch: dict, settings: MamlSettings,
       p = maml.adapt(meta_params["model"], lrs, sub_loss_fn(a, conv_impl), task["support_x"],
                      task["support_y"], settings.num_inner_steps, settings.first_order)
       return supernet.apply(p, task["query_x"], a, conv_impl)
-    t_logp = jax.nn.log_softmax(jax.lax.stop_gradient(adapted_logits(teacher_arch)))
+    t_probs = jax.nn.softmax(jax.lax.stop_gradient(adapted_logits(teacher_arch)))
     logits = adapted_logits(arch)
-    logp = jax.nn.log_softmax(logits)
-    ce = -jnp.mean(jnp.take_along_axis(logp, task["query_y"][:, None], axis=-1))
-    kl = jnp.mean(jnp.sum(jnp.exp(t_logp) * (t_logp - logp), axis=-1))
+    ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, task["query_y"]))
+    kl = jnp.mean(optax.kl_divergence(jax.nn.log_softmax(logits), t_probs))
     loss = (1.0 - distill_weight) * ce + distill_weight * kl
     acc = jnp.mean(jnp.argmax(logits, -1) == task["query_y"])
     return loss, {"xent": ce, "accuracy": acc, "distill_kl": kl}

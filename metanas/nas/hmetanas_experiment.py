@@ -158,12 +158,14 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     return out
 
   pool = concurrent.futures.ThreadPoolExecutor(1)
-  if config.latency.get("background", True):
+  background = config.latency.get("background", True)
+  if background:
     profiling = pool.submit(profile)
   else:  # Profile and validate on a quiet machine, before any training starts.
-    profiled = profile()
-    validated = validate(profiled[0])
-    profiling = pool.submit(lambda: profiled)
+    profiling = concurrent.futures.Future()
+    profiling.set_result(profile())
+    validating = concurrent.futures.Future()
+    validating.set_result(validate(profiling.result()[0]))
 
   # 3. Supernet meta-training.
   t0 = time.time()
@@ -173,10 +175,8 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
                                **_train_log(os.path.join(workdir, "supernet"))}
   meta_params = jax.device_get(state.meta_params)
   tables, results["latency_tables"] = profiling.result()
-  if config.latency.get("background", True):
+  if background:
     validating = pool.submit(validate, tables)  # Runs in worker processes during the search.
-  else:
-    validating = pool.submit(lambda: validated)
   sn = hmetanas.Supernet(meta_params, space, tables, settings, impl)
   logging.info("Supernet trained in %.0f s", results["supernet_train"]["wall_time_sec"])
 
