@@ -9,7 +9,7 @@ two methods at the same seed index are independent (the generator is keyed by th
 the two samples are unpaired and this is the standard error of the difference.
 
   python experiments/influence_merge.py /tmp/r4/ht_r0 /tmp/r4/ht_r1 [--method influence]
-      [--baselines uniform,leverage]
+      [--baselines uniform,leverage] [--plot out.png]
 """
 
 import argparse
@@ -66,7 +66,7 @@ def merge(workdirs: list[str]) -> tuple[dict, list[int], list[str], dict]:
     res = {"runs": runs, "pool_size": loaded[0]["datasets"][name]["pool_size"],
            "full_fit_seconds": float(np.mean([r["datasets"][name]["full_fit_seconds"]
                                               for r in loaded]))}
-    res["summary"] = ie._summarise(res)  # pylint: disable=protected-access
+    res["summary"] = ie.summarise(res)
     out[name] = res
   info = {"per_size": counts, "total_seconds": [r["total_seconds"] for r in loaded]}
   return out, sizes, methods, info
@@ -96,6 +96,7 @@ def main():
   p.add_argument("workdirs", nargs="+")
   p.add_argument("--method", default="influence")
   p.add_argument("--baselines", default="uniform,leverage")
+  p.add_argument("--plot", default="", help="PNG path for regret vs m and vs compute (merged)")
   args = p.parse_args()
   results, sizes, methods, info = merge(args.workdirs)
   for (name, m), c in info["per_size"].items():
@@ -105,6 +106,9 @@ def main():
   for b in args.baselines.split(","):
     print(f"{args.method} vs {b}:")
     print(compare(results, sizes, args.method, b))
+  if args.plot:
+    ie.plot_regret(results, os.path.dirname(os.path.abspath(args.plot)), sizes, methods,
+                   filename=os.path.basename(args.plot))
 
 
 if __name__ == "__main__":

@@ -336,7 +336,7 @@ def run_dataset(name: str, config: config_dict.ConfigDict, writer=None,
   return results
 
 
-def _summarise(res: dict) -> dict:
+def summarise(res: dict) -> dict:
   """Mean and standard error over seeds for each (m, method)."""
   out = {}
   for key, rec in res["runs"].items():
@@ -367,7 +367,8 @@ def markdown_table(results: dict, sizes, methods) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _plot(results: dict, workdir: str, sizes, methods) -> None:
+def plot_regret(results: dict, workdir: str, sizes, methods, filename: str = "regret.png") -> None:
+  """Regret vs m and vs wall time per seed, one column per dataset; writes workdir/filename."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -390,7 +391,7 @@ def _plot(results: dict, workdir: str, sizes, methods) -> None:
     axes[0, j].minorticks_off()
     axes[0, j].legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(os.path.join(workdir, "regret.png"), dpi=110)
+  fig.savefig(os.path.join(workdir, filename), dpi=110)
   plt.close(fig)
 
 
@@ -407,7 +408,7 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   t0 = time.perf_counter()
   for i, name in enumerate(config.datasets):
     res = run_dataset(name, config, writer, i)
-    res["summary"] = _summarise(res)
+    res["summary"] = summarise(res)
     results[name] = res
   writer.close()
   results_out = {"datasets": results, "total_seconds": time.perf_counter() - t0,
@@ -415,5 +416,5 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   metric_writer.write_results(workdir, results_out)
   with open(os.path.join(workdir, "table.md"), "w") as f:
     f.write(markdown_table(results, list(config.sizes), list(config.methods)))
-  _plot(results, workdir, list(config.sizes), list(config.methods))
+  plot_regret(results, workdir, list(config.sizes), list(config.methods))
   return results_out
