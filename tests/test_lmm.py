@@ -44,8 +44,7 @@ def small():
   """Random genotypes with family structure: 60 individuals, 200 SNPs, covariates, phenotype."""
   rng = np.random.default_rng(0)
   n, m = 60, 200
-  parents = rng.integers(0, 3, size=(12, m))
-  geno = np.clip(parents[rng.integers(0, 12, n)] + rng.integers(-1, 2, size=(n, m)), 0, 2)
+  geno = simulate.family_genotypes(rng, n, m)
   geno[:, 5] = 1  # A monomorphic SNP.
   kin = kinship.grm(geno)
   x = np.column_stack([np.ones(n), rng.normal(size=n)])
@@ -316,3 +315,13 @@ def test_bad_config_values_raise_clear_errors(data_dir, tmp_path):
   config.task = "simulation"
   with pytest.raises(ValueError, match="Unknown warped_lmm task"):
     main.run(config, str(tmp_path))
+
+
+def test_family_genotypes_are_related_within_families():
+  rng = np.random.default_rng(3)
+  geno = simulate.family_genotypes(rng, n=40, m=500, num_families=2)
+  assert geno.shape == (40, 500) and set(np.unique(geno)) <= {0, 1, 2}
+  corr = np.corrcoef(geno)
+  # Two families: every individual correlates strongly with about half of the others.
+  strong = (corr > 0.3).sum(axis=1) - 1
+  assert np.all(strong >= 5) and np.all(strong < 39)

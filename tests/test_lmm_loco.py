@@ -28,8 +28,7 @@ def small():
   """60 related individuals, 90 SNPs on 3 chromosomes (one monomorphic), a covariate, a phenotype."""
   rng = np.random.default_rng(0)
   n, m = 60, 90
-  parents = rng.integers(0, 3, size=(12, m))
-  geno = np.clip(parents[rng.integers(0, 12, n)] + rng.integers(-1, 2, size=(n, m)), 0, 2)
+  geno = simulate.family_genotypes(rng, n, m)
   geno[:, 40] = 1
   chrom = np.repeat(np.array(["1", "2", "X"]), [35, 25, 30])
   x = np.column_stack([np.ones(n), rng.normal(size=n)])

@@ -27,6 +27,17 @@ class SimPhenotype(NamedTuple):
   h2_causal: float
 
 
+def family_genotypes(rng: np.random.Generator, n: int, m: int, num_families: int = 12) -> np.ndarray:
+  """[n, m] genotypes in {0, 1, 2} with family structure, for tests and toy examples.
+
+  Each individual copies the genotypes of one of `num_families` random founders and perturbs every
+  SNP by -1, 0 or +1 (clipped), so individuals of one family are strongly related.
+  """
+  founders = rng.integers(0, 3, size=(num_families, m))
+  family = rng.integers(0, num_families, n)
+  return np.clip(founders[family] + rng.integers(-1, 2, size=(n, m)), 0, 2)
+
+
 def simulate(rng: np.random.Generator, z_snps: np.ndarray, eig: lmm.Eigen, candidates: np.ndarray,
              num_causal: int, h2_causal: float, h2_poly: float,
              poly_snps: np.ndarray | None = None) -> SimPhenotype:
