@@ -40,8 +40,11 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # each step, as the paper's code does with N_max): exact at 10% (<= 34 observed per column) and
   # 100% (fully observed: one shared Cholesky); a stochastic approximation at 30% (~66 observed),
   # because per-column factorisations above ~40 rows are very slow on XLA:CPU.
+  # num_fits: E > 1 = an ensemble of E fits differing only in their PRNG key (minibatch order;
+  # the PCA init is deterministic); BO then takes EI under the equal-weight mixture of the members'
+  # predictives (= the mean of their EIs), each member refitting the column itself. 1 = one fit.
   c.pmf = dict(num_latent=10, num_steps=1500, batch_size=32, learning_rate=0.01, prior_weight=1.0,
-               init_noise=0.1, max_rows=40)
+               init_noise=0.1, max_rows=40, num_fits=1)
   # column_noise: () = the paper's EI on the noise-free f with the training kernel; a grid of
   # nugget variances = after each evaluation refit the new column's scale (and, from the grid,
   # nugget) by ML and take EI on the lookups' predictive (metanas/automl/bayesopt.py). (0.01,)

@@ -357,6 +357,79 @@ def test_bo_finds_optimum_on_tiny_synthetic_matrix_and_never_repeats():
   assert len(set(np.asarray(chosen).tolist())) == n - 2
 
 
+def test_fit_ensemble_of_one_is_the_single_fit_and_members_differ():
+  rng = np.random.default_rng(7)
+  y = (rng.normal(size=(10, 2)) @ rng.normal(size=(2, 12))).astype(np.float32)
+  z, mask = pmf.standardize_columns(y, np.ones_like(y))[0], np.ones_like(y)
+  kw = dict(num_latent=2, num_steps=6, batch_size=3, learning_rate=0.05)
+  key = jax.random.key(3)
+  single = pmf.fit(z, mask, key, **kw)
+  one = pmf.fit_ensemble(z, mask, key, num_fits=1, **kw)
+  assert not pmf.is_ensemble(one)
+  chex.assert_trees_all_equal(one, single)  # E = 1 is the single fit, bit for bit.
+  logged = []
+  two = pmf.fit_ensemble(z, mask, key, num_fits=2, log_every=3,
+                         log_fn=lambda e, step, m: logged.append((e, step)), **kw)
+  assert pmf.is_ensemble(two)
+  chex.assert_shape(two["latents"], (2, 10, 2))
+  chex.assert_trees_all_equal(pmf.member(two, 0), single)
+  # Member 1 saw other minibatches (same PCA init), so it ends elsewhere.
+  assert np.abs(np.asarray(two["latents"][1] - two["latents"][0])).max() > 1e-4
+  assert logged == [(0, 3), (0, 6), (1, 3), (1, 6)]
+  with pytest.raises(ValueError, match="num_fits"):
+    pmf.fit_ensemble(z, mask, key, num_fits=0, **kw)
+
+
+def test_ensemble_ei_is_the_mean_of_the_members_ei():
+  rng = np.random.default_rng(8)
+  n = 11
+  members = [_random_params(rng, n, 2) for _ in range(2)]
+  stacked = pmf.stack_params(members)
+  obs_idx = jnp.asarray([4, 1, 9, 0], jnp.int32)
+  z = jnp.asarray(rng.normal(size=4), jnp.float32)
+  obs_mask = jnp.asarray([1, 1, 1, 0], jnp.float32)  # One empty slot.
+  best = jnp.min(jnp.where(obs_mask > 0, z, jnp.inf))
+  acq = jax.jit(bayesopt.acquisition)
+  for grid in (None, jnp.asarray([0.01, 0.1], jnp.float32)):
+    one = [acq(p, obs_idx, z, obs_mask, best, 0.0, grid) for p in members]
+    mean, var, ei = acq(stacked, obs_idx, z, obs_mask, best, 0.0, grid)
+    np.testing.assert_allclose(ei, (one[0][2] + one[1][2]) / 2, rtol=1e-5, atol=1e-7)
+    # Each member's EI is that of its own posterior (with its own column refit).
+    post = (bayesopt.gp_posterior(members[1], obs_idx, z, obs_mask) if grid is None else
+            bayesopt.column_posterior(members[1], obs_idx, z, obs_mask, grid))
+    np.testing.assert_allclose(one[1][2], bayesopt.expected_improvement(
+        post[0], jnp.sqrt(post[1]), best), rtol=1e-5, atol=1e-7)
+    # Mixture mean and variance (law of total variance).
+    means = np.stack([np.asarray(o[0], np.float64) for o in one])
+    variances = np.stack([np.asarray(o[1], np.float64) for o in one])
+    np.testing.assert_allclose(mean, means.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, variances.mean(0) + means.var(0), rtol=1e-4, atol=1e-6)
+    # A stack of one member gives that member's numbers.
+    got = acq(pmf.stack_params(members[:1]), obs_idx, z, obs_mask, best, 0.0, grid)
+    for a, b in zip(got, one[0]):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_ensemble_bo_search_runs_and_never_repeats():
+  g, params = _grid_params()
+  n = g.shape[0]
+  y = jnp.asarray(np.sum((g - np.asarray([1.0, -1.0])) ** 2, axis=1), jnp.float32)
+  grid = jnp.asarray([0.01], jnp.float32)
+  args = (y, jnp.ones((n,), bool), jnp.asarray([0, 12], jnp.int32), jnp.asarray(2))
+  single, _ = _bo_search(params, *args, num_evals=10, column_noise=grid)
+  stack1, _ = _bo_search(pmf.stack_params([params]), *args, num_evals=10, column_noise=grid)
+  np.testing.assert_array_equal(stack1, single)
+  other = pmf.init_params(g.astype(np.float32) * 0.8, lengthscale=1.0, signal=1.0, noise=1e-3)
+  available = np.ones(n, bool)
+  available[[6, 18]] = False
+  chosen, best = _bo_search(pmf.stack_params([params, other]), y, jnp.asarray(available),
+                            *args[2:], num_evals=n - 2, column_noise=grid)
+  chosen = np.asarray(chosen).tolist()
+  assert len(set(chosen)) == n - 2 and not set(chosen) & {6, 18}
+  np.testing.assert_allclose(best, np.minimum.accumulate(np.asarray(y)[chosen]))
+  assert int(np.argmax(np.asarray(best) <= float(np.min(y)))) + 1 <= 7
+
+
 def test_learnt_latents_predict_held_out_entries_better_than_column_mean():
   rng = np.random.default_rng(0)
   n, d, rank = 40, 60, 2
@@ -481,6 +554,17 @@ def test_smoke_config_end_to_end(data_dir, tmp_path):
   assert results["num_test"] == 4 and results["num_pipelines"] == 219
   assert os.path.exists(os.path.join(str(tmp_path), "metrics.jsonl"))
   _check_results(str(tmp_path), results, 10)
+
+
+def test_smoke_config_with_an_ensemble_of_fits(data_dir, tmp_path):
+  config = _get_config("smoke")
+  config.data_dir = data_dir
+  config.pmf.num_fits = 2
+  results = main.run(config, str(tmp_path))
+  _check_results(str(tmp_path), results, 10)
+  entry = results["by_sparsity"]["keep_100pct"]
+  assert np.asarray(entry["noise_variance"]).shape == (2,)
+  assert np.asarray(entry["lengthscales"]).shape == (2, 3)
 
 
 def test_paper_format_on_synthetic_files(tmp_path):

@@ -73,6 +73,30 @@ def test_simulate_fold_smoke_on_a_low_rank_matrix():
                              np.broadcast_to(out["optimum"][None, :, None], (2, 3, 4)), rtol=1e-6)
 
 
+def test_simulate_fold_with_an_ensemble_of_fits():
+  d = 12
+  errors, features, pmf_config = _low_rank_problem(2, 10, d, num_steps=4)
+  search = config_dict.ConfigDict(dict(num_evals=5, num_warm=2, random_repeats=1))
+  variants = {"refit": {"column_noise": (0.01,), "warm": "rank"}}
+  val = np.array([2, 6, 11])
+  fit = np.setdiff1d(np.arange(d), val)
+  single = validation.simulate_fold(errors, features, fit, val, 1.0, variants, pmf_config,
+                                    search, seed=0)
+  pmf_config.num_fits = 1  # Explicit E = 1: the same numbers as without the key.
+  one = validation.simulate_fold(errors, features, fit, val, 1.0, variants, pmf_config, search,
+                                 seed=0)
+  for arm in single:
+    np.testing.assert_array_equal(one[arm], single[arm])
+  pmf_config.num_fits = 3
+  three = validation.simulate_fold(errors, features, fit, val, 1.0, variants, pmf_config, search,
+                                   seed=0)
+  assert three["refit"].shape == (1, 3, 5)
+  assert np.all(np.diff(three["refit"], axis=-1) <= 0)
+  assert np.all(three["refit"] >= three["optimum"][None, :, None] - 1e-6)
+  # The random arms do not depend on the fits.
+  np.testing.assert_array_equal(three["random_x2"], single["random_x2"])
+
+
 def test_simulate_fold_all_arms_and_six_arm_ranks():
   d = 14
   errors, features, pmf_config = _low_rank_problem(1, 10, d, num_steps=3)

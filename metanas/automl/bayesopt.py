@@ -167,6 +167,42 @@ def _standardise(obs_y: jax.Array, obs_mask: jax.Array) -> jax.Array:
   return obs_mask * (obs_y - mean) / jnp.maximum(std, 1e-6)
 
 
+def acquisition(params: pmf.Params, obs_idx: jax.Array, z: jax.Array, obs_mask: jax.Array,
+                best: jax.Array, xi: float = 0.0, column_noise: jax.Array | None = None,
+                lengthscale_grid: jax.Array | None = None) -> tuple[jax.Array, jax.Array,
+                                                                    jax.Array]:
+  """Predictive mean, variance and EI at every pipeline, for one fit or an ensemble of fits.
+
+  Args:
+    params: one fit (latents [N, Q]) or E fits stacked on a leading axis (latents [E, N, Q],
+      `pmf.fit_ensemble`).
+    obs_idx, z, obs_mask: [T] observation buffer with standardised values (as in `gp_posterior`).
+    best: incumbent (lowest observed z).
+    xi, column_noise, lengthscale_grid: as in `bo_search`; with `column_noise` every member
+      refits the column's scale and nugget on its own latents.
+
+  Returns:
+    (mean [N], variance [N], ei [N]). For an ensemble the predictive is the equal-weight mixture
+    of the members' Gaussians, whose EI is exactly the mean of the members' EIs (EI is an
+    expectation under the predictive and the incumbent is the same for every member); mean and
+    variance are the mixture's (used by the `explore_below` fallback).
+  """
+  def posterior(p):
+    if column_noise is None:
+      return gp_posterior(p, obs_idx, z, obs_mask)
+    return column_posterior(p, obs_idx, z, obs_mask, column_noise, lengthscale_grid)
+
+  if not pmf.is_ensemble(params):
+    mean, var = posterior(params)
+    return mean, var, expected_improvement(mean, jnp.sqrt(var), best, xi)
+  # lax.map over members, not vmap: batched triangular solves are slow on XLA:CPU.
+  means, variances = jax.lax.map(posterior, params)  # [E, N] each.
+  ei = jnp.mean(expected_improvement(means, jnp.sqrt(variances), best, xi), axis=0)
+  mean = jnp.mean(means, axis=0)
+  var = jnp.maximum(jnp.mean(variances + means ** 2, axis=0) - mean ** 2, _JITTER)
+  return mean, var, ei
+
+
 FALLBACKS = ("variance", "mean")
 
 
@@ -178,7 +214,9 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
   """Warm start, then EI-driven BO on one new dataset, evaluating one pipeline per iteration.
 
   Args:
-    params: learnt GP-LVM parameters with latents [N, Q].
+    params: learnt GP-LVM parameters with latents [N, Q], or an ensemble of fits stacked on a
+      leading axis (latents [E, N, Q]; EI is then that of the members' mixture, see
+      `acquisition`).
     y: [N] the held-out column (errors; values at unavailable pipelines are ignored).
     available: [N] bool, pipelines that may be evaluated (observed in the held-out column).
     warm_start: [W] distinct available pipeline indices evaluated first, in order.
@@ -209,13 +247,11 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
   def body(carry, t):
     obs_idx, obs_y, obs_mask, evaluated = carry
     z = _standardise(obs_y, obs_mask)
-    if column_noise is None:
-      mean, var = gp_posterior(params, obs_idx, z, obs_mask)
-    else:
-      mean, var = column_posterior(params, obs_idx, z, obs_mask, column_noise, lengthscale_grid)
     best = jnp.min(jnp.where(obs_mask > 0, z, jnp.inf))
+    mean, var, ei = acquisition(params, obs_idx, z, obs_mask, best, xi, column_noise,
+                                lengthscale_grid)
     candidate = ~evaluated & available
-    ei = jnp.where(candidate, expected_improvement(mean, jnp.sqrt(var), best, xi), -jnp.inf)
+    ei = jnp.where(candidate, ei, -jnp.inf)
     alt = jnp.where(candidate, var if fallback == "variance" else -mean, -jnp.inf)
     bo_pick = jnp.where(jnp.max(ei) < explore_below, jnp.argmax(alt), jnp.argmax(ei))
     pick = jnp.where(t < num_warm, warm_start[jnp.minimum(t, w - 1)], bo_pick)

@@ -2,7 +2,8 @@
 
 For each training-matrix sparsity (fraction of entries kept): fit the GP-LVM, then on every test
 dataset run num_evals evaluations with each arm and record the best error so far. Arms:
-  pmf_ei               warm start (`search.warm_start`: "nn" = meta-feature nearest neighbours,
+  pmf_ei               (with `pmf.num_fits` > 1 every PMF arm uses the ensemble of fits)
+                       warm start (`search.warm_start`: "nn" = meta-feature nearest neighbours,
                        "rank" = the portfolio's top pipelines), then EI over the learnt latents
                        (with `search.column_noise` set: the column's scale and nugget refitted by
                        ML after each evaluation, EI on the lookups' predictive; bayesopt.py).
@@ -56,7 +57,7 @@ def prediction_check(params: pmf.Params, test_y: np.ndarray, available: np.ndarr
   """RMSE of the GP posterior mean on a test column from `num_reveal` random revealed entries.
 
   Args:
-    params: learnt parameters.
+    params: learnt parameters (one fit, or a stacked ensemble: its mixture mean is used).
     test_y: [D_test, N] held-out errors; available: [D_test, N] bool.
     num_reveal: entries revealed per column.
     rng: NumPy generator.
@@ -67,6 +68,10 @@ def prediction_check(params: pmf.Params, test_y: np.ndarray, available: np.ndarr
   """
   sq_pmf, sq_mean, count = 0.0, 0.0, 0
   posterior = jax.jit(bayesopt.gp_posterior)
+  if pmf.is_ensemble(params):  # The mixture's mean: the average of the members' means.
+    single = posterior
+    posterior = lambda p, *a: (jnp.mean(jnp.stack([
+        single(pmf.member(p, e), *a)[0] for e in range(p["latents"].shape[0])]), axis=0), None)
   for y, av in zip(test_y, available):
     obs = rng.choice(np.flatnonzero(av), size=num_reveal, replace=False)
     mu, sd = y[obs].mean(), y[obs].std()
@@ -239,12 +244,15 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     z, _, _ = pmf.standardize_columns(values, mask)
     p = config.pmf
     start = time.time()
-    log = lambda step, m, key=key: writer.write(step, m, prefix=f"{key}/")
-    params = pmf.fit(z, mask, jax.random.fold_in(jax.random.key(config.seed), s_i),
-                     num_latent=p.num_latent, num_steps=p.num_steps, batch_size=p.batch_size,
-                     learning_rate=p.learning_rate, prior_weight=p.prior_weight,
-                     init_noise=p.init_noise, max_rows=p.max_rows, log_every=config.log_every,
-                     log_fn=log)
+    # Member 0 of an ensemble (pmf.num_fits > 1) is the single fit; the others log under fit<e>/.
+    log = lambda e, step, m, key=key: writer.write(
+        step, m, prefix=f"{key}/" if e == 0 else f"{key}/fit{e}/")
+    params = pmf.fit_ensemble(z, mask, jax.random.fold_in(jax.random.key(config.seed), s_i),
+                              num_fits=p.num_fits, log_fn=log, num_latent=p.num_latent,
+                              num_steps=p.num_steps, batch_size=p.batch_size,
+                              learning_rate=p.learning_rate, prior_weight=p.prior_weight,
+                              init_noise=p.init_noise, max_rows=p.max_rows,
+                              log_every=config.log_every)
     jax.block_until_ready(params)
     fit_s = time.time() - start
     start = time.time()
@@ -256,7 +264,7 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     check = prediction_check(params, test_y, available, config.search.num_reveal, rng)
     results["by_sparsity"][key] = {
         "keep": keep, "observed_entries": int(mask.sum()), "fit_seconds": fit_s,
-        "search_seconds": search_s, "noise_variance": float(pmf.noise_variance(params)),
+        "search_seconds": search_s, "noise_variance": np.asarray(pmf.noise_variance(params)),
         "lengthscales": np.exp(np.asarray(params["log_lengthscale"])),
         "prediction": check, **summary}
     logging.info("%s: fit %.1fs, search %.1fs, prediction %s", key, fit_s, search_s, check)

@@ -364,3 +364,55 @@ def fit(values: np.ndarray, mask: np.ndarray, rng: jax.Array, *, num_latent: int
                                  "lower config.pmf.learning_rate.")
       log_fn(i + 1, metrics)
   return state.params
+
+
+def ensemble_keys(rng: jax.Array, num_fits: int) -> list[jax.Array]:
+  """PRNG keys of an ensemble's members: member 0 uses `rng` itself (so one member is exactly
+  the single fit), members 1.. the keys of `jax.random.split(rng, num_fits)[1:]`."""
+  if num_fits < 1:
+    raise ValueError(f"config.pmf.num_fits={num_fits} must be >= 1.")
+  return [rng] + list(jax.random.split(rng, num_fits)[1:])
+
+
+def stack_params(members: list[Params]) -> Params:
+  """Stacks the members' parameters along a new leading ensemble axis: latents [E, N, Q]."""
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
+
+
+def member(params: Params, index: int) -> Params:
+  """Member `index` of stacked ensemble parameters (`params` itself if not stacked)."""
+  if not is_ensemble(params):
+    return params
+  return jax.tree.map(lambda leaf: leaf[index], params)
+
+
+def is_ensemble(params: Params) -> bool:
+  """Whether `params` holds a stack of fits (latents [E, N, Q]) rather than one ([N, Q])."""
+  return params["latents"].ndim == 3
+
+
+def fit_ensemble(values: np.ndarray, mask: np.ndarray, rng: jax.Array, num_fits: int = 1,
+                 log_fn: Callable[[int, int, dict[str, float]], Any] | None = None,
+                 **fit_kwargs) -> Params:
+  """`num_fits` GP-LVM fits of the same matrix that differ only in their PRNG key.
+
+  The PCA initialisation is deterministic, so the members differ through the random minibatches
+  of datasets (and, with `max_rows`, the random row subsets) that Adam sees; on OBOE two such fits
+  give visibly different BO results (experiments/pmf_automl.md), which an ensemble averages out.
+
+  Args:
+    values, mask: as in `fit`.
+    rng: PRNG key; member 0 uses it unchanged (see `ensemble_keys`).
+    num_fits: E. 1 returns exactly `fit(values, mask, rng, ...)`, unstacked.
+    log_fn: optional host-side logger called as log_fn(member, step, metrics).
+    **fit_kwargs: the keyword arguments of `fit` (num_latent, num_steps, ...), except log_fn.
+
+  Returns:
+    The parameters of one fit (num_fits == 1) or of all fits stacked on a leading axis of size
+    E (`stack_params`), which `bayesopt.bo_search` treats as an ensemble.
+  """
+  members = []
+  for e, key in enumerate(ensemble_keys(rng, num_fits)):
+    log = None if log_fn is None else functools.partial(log_fn, e)
+    members.append(fit(values, mask, key, log_fn=log, **fit_kwargs))
+  return members[0] if num_fits == 1 else stack_params(members)

@@ -49,7 +49,8 @@ def simulate_fold(errors: np.ndarray, features: np.ndarray, fit_cols: np.ndarray
     fit_cols, val_cols: disjoint column indices into `errors`.
     keep: fraction of the fit columns' entries kept (the held-out columns stay complete).
     variants: name -> `Variant` (search settings passed to `bayesopt.bo_search_batch`, warm start).
-    pmf_config: config.pmf; search_config: config.search (num_evals, num_warm, random_repeats).
+    pmf_config: config.pmf (`num_fits` > 1: an ensemble, see `pmf.fit_ensemble`);
+      search_config: config.search (num_evals, num_warm, random_repeats).
     seed: seeds the sparsification, the fit and the random arms.
     all_arms: also run random x1, the best-average-rank portfolio and the meta-feature warm
       start + random (all of BASELINE_ARMS), so variants can be ranked as in the experiment.
@@ -63,10 +64,11 @@ def simulate_fold(errors: np.ndarray, features: np.ndarray, fit_cols: np.ndarray
   mask = data_lib.sparsify(full_mask, keep, rng)
   z, _, _ = pmf.standardize_columns(values, mask)
   p = pmf_config
-  params = pmf.fit(z, mask, jax.random.key(seed), num_latent=p.num_latent,
-                   num_steps=p.num_steps, batch_size=p.batch_size,
-                   learning_rate=p.learning_rate, prior_weight=p.prior_weight,
-                   init_noise=p.init_noise, max_rows=p.max_rows)
+  params = pmf.fit_ensemble(z, mask, jax.random.key(seed), num_fits=p.get("num_fits", 1),
+                            num_latent=p.num_latent, num_steps=p.num_steps,
+                            batch_size=p.batch_size, learning_rate=p.learning_rate,
+                            prior_weight=p.prior_weight, init_noise=p.init_noise,
+                            max_rows=p.max_rows)
   val_y = errors[:, val_cols].T
   available = ~np.isnan(val_y)
   fit_feats, val_feats = baselines.standardize_features(features[fit_cols], features[val_cols])
