@@ -238,3 +238,35 @@ def test_cifar10_paper_config_reads_tfds_cifar10(tmp_path):
   from metanas.nas import parsec_experiment  # pylint: disable=g-import-not-at-top
   spec = parsec_experiment.build_spec(config, 3, 10)
   assert spec.space.ops == cell_space.PAPER_OPS and spec.reduce_before == (2, 5)
+
+
+def test_seed_merge_reads_runs_and_summarises_across_search_seeds(tmp_path):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "parsec_seeds", os.path.join(ROOT, "experiments", "parsec_seeds.py"))
+  merge = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(merge)
+  accs = {("parsec", 0): [0.70, 0.72], ("parsec", 1): [0.74, 0.76], ("darts", 0): [0.80, 0.80]}
+  dirs = []
+  for (key, seed), a in accs.items():
+    d = tmp_path / f"{key}{seed}"
+    os.makedirs(d / f"search_{key}")
+    (d / f"search_{key}" / "metrics.jsonl").write_text(
+        json.dumps({"step": 5, "train/loss": 1.0, "train/ess_train": 3.0}) + "\n")
+    (d / "results.json").write_text(json.dumps({"config": {"train": {"seed": seed}}}))
+    (d / "summary.json").write_text(json.dumps({
+        key: {"genotype": ["n0 = dil_conv_5x5(c_{k-1})"], "search_seconds": 1.0,
+              "final": {"eval/entropy": 2.5}},
+        "retrain": {key: {"all": a}, "seconds": 2.0}}))
+    dirs.append(str(d))
+  rows = [r for d in dirs for r in merge.load_run(d)]
+  assert [(r["method"], r["seed"], r["entropy"], r["ess"]) for r in rows] == [
+      ("parsec", 0, 2.5, 3.0), ("parsec", 1, 2.5, 3.0), ("darts", 0, 2.5, 3.0)]
+  assert rows[0]["genotype"] == "n0 = dil5(c_{k-1})"
+  s = merge.summarise(rows)
+  np.testing.assert_allclose(s["parsec"]["seed_means"], [0.71, 0.75])
+  np.testing.assert_allclose(s["parsec"]["mean"], 0.73)
+  np.testing.assert_allclose(s["parsec"]["sd_across_seeds"], np.std([0.71, 0.75], ddof=1))
+  np.testing.assert_allclose(s["parsec"]["pooled_mean"], 0.73)
+  assert np.isnan(s["darts"]["sd_across_seeds"])
