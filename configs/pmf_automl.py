@@ -1,6 +1,7 @@
 r"""PMF for AutoML (Fusi, Sheth & Elibol, arXiv 1705.05355): GP-LVM matrix factorisation + EI.
 
-Command (the default `:cpu` variant; measured 1 to 7 min on a shared, busy 2-core CPU):
+Command (the default `:cpu` variant; measured 1 to 7 min on a shared, busy 2-core CPU, 74 s at
+load ~4 under `nice -n 19`):
   METANAS_DATA_DIR=../shared/data python -m metanas.main --config configs/pmf_automl.py:cpu \
       --workdir /tmp/pmf_automl
 Variants:
