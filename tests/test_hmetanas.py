@@ -300,3 +300,26 @@ def test_optimizer_schedule_spans_the_given_steps():
   for _ in range(5):
     updates, state = tx.update(grads, state, params)
   assert float(jnp.abs(updates["w"]).max()) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_finetuning_starts_from_the_inherited_subnetwork(params, x):
+  """`baseline_task(init_params=slice_params(...))` starts exactly where the supernet's
+  sub-network is: same weights, same logits as the masked supernet; without init_params the
+  weights are fresh."""
+  from ml_collections import config_dict  # pylint: disable=g-import-not-at-top
+  cfg = config_dict.ConfigDict({
+      "maml": {"num_inner_steps": 1, "inner_lr": 0.4, "first_order": True,
+               "learn_inner_lr": False, "meta_batch_size": 2},
+      "optim": {"learning_rate": 1e-3, "grad_clip": 0.0, "schedule": "cosine"},
+      "model": {"conv_impl": "im2col"}, "train": {"num_steps": 4, "seed": 0},
+      "supernet": {}})
+  genes = ss.random_genes(SPACE, np.random.default_rng(5), 1)[0]
+  sliced = supernet.slice_params(params, SPACE, genes)
+  task = hmetanas_train.baseline_task(cfg, SPACE, genes, None, None, init_params=sliced)
+  got = task.init(jax.random.PRNGKey(1)).meta_params["model"]
+  chex.assert_trees_all_equal(got, sliced)
+  want = supernet.apply(params, x, supernet.arch_arrays(SPACE, genes), "im2col")
+  chex.assert_trees_all_close(supernet.plain_apply(got, x, "im2col"), want, atol=1e-5)
+  fresh = hmetanas_train.baseline_task(cfg, SPACE, genes, None, None).init(jax.random.PRNGKey(1))
+  assert not np.allclose(fresh.meta_params["model"]["blocks"][0]["kernel"],
+                         sliced["blocks"][0]["kernel"])

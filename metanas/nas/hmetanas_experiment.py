@@ -33,6 +33,7 @@ from metanas.nas import hmetanas_latency
 from metanas.nas import hmetanas_plots
 from metanas.nas import hmetanas_train
 from metanas.nas import search_space as ss
+from metanas.nas import supernet
 
 
 def _load_data(config):
@@ -97,24 +98,94 @@ def _summ(acc: np.ndarray) -> dict:
           "ci95": float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0}
 
 
-def run(config: config_dict.ConfigDict, workdir: str) -> dict:
-  """Runs the whole H-Meta-NAS pipeline (module doc) and writes results.json in `workdir`."""
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  mesh = parallel.make_mesh(config.train.num_devices or None)
+def _setup(config):
+  """Samplers, training episode spec, search space, and the fixed validation / test tasks."""
   samplers, image_size, in_ch = _load_data(config)
   d = config.data
   from metanas.data import omniglot  # pylint: disable=g-import-not-at-top
   train_spec = omniglot.EpisodeSpec(d.n_way, d.k_shot, d.n_query)
   eval_spec = omniglot.EpisodeSpec(d.n_way, d.k_shot, config.eval.n_query)
   space = hmetanas_train.space_from(config, d.n_way, image_size, in_ch)
-  settings = hmetanas_train.settings_from(config)
-  impl = config.model.conv_impl
   val_tasks = hmetanas_train.episodes(samplers["val"], np.random.default_rng([config.seed, 2]),
                                       config.ga.num_val_tasks, eval_spec)
   test_tasks = hmetanas_train.episodes(samplers["test"], np.random.default_rng([config.seed, 3]),
                                        config.eval.num_test_tasks, eval_spec)
+  return samplers, train_spec, space, val_tasks, test_tasks
+
+
+def finetune_subnets(config, workdir: str, meta_params: dict, space: ss.SearchSpace, rows,
+                     sampler, train_spec, test_tasks, steps: int, mesh=None,
+                     inherit: bool = True) -> None:
+  """Meta-fine-tunes every searched sub-network in `rows` from the weights it inherits.
+
+  Each row with "genes" gets its weights cut out of the supernet (`supernet.slice_params`), is
+  meta-trained alone for `steps` first-order MAML steps (the baselines' optimiser, schedule and
+  episodes) in workdir/finetune/<architecture>, and is tested on `test_tasks`. Adds to the row
+  "finetuned_accuracy" (+ "_ci95"), "finetune_steps" and "finetune_sec" (training wall time). The
+  latency and MACs of a row do not change (same shape). A shape found twice is trained once.
+  `inherit=False` is the control: the same shapes and budget from a fresh initialisation, in
+  workdir/scratch/<architecture>, reported as "scratch_accuracy" (+ "_ci95"), "scratch_steps",
+  "scratch_sec".
+  """
+  prefix = "finetune" if inherit else "scratch"
+  acc_key = "finetuned_accuracy" if inherit else "scratch_accuracy"
+  settings = hmetanas_train.settings_from(config)
+  impl = config.model.conv_impl
+  done = {}
+  for row in rows:
+    if "genes" not in row:
+      continue
+    genes = np.asarray(row["genes"])
+    key = "-".join(str(int(g)) for g in genes)
+    if key not in done:
+      t = time.time()
+      tcfg = config.train.copy_and_resolve_references()
+      tcfg.num_steps = int(steps)
+      tcfg.checkpoint_every = tcfg.log_every * max(1, int(steps) // tcfg.log_every)
+      init = (jax.device_get(supernet.slice_params(meta_params["model"], space, genes))
+              if inherit else None)
+      task = hmetanas_train.baseline_task(config, space, genes, sampler, train_spec,
+                                          num_steps=int(steps), init_params=init)
+      _, state = train.train(tcfg, os.path.join(workdir, prefix, key), task, mesh)
+      acc = hmetanas_train.plain_accuracy(jax.device_get(state.meta_params), test_tasks,
+                                          settings.num_inner_steps, impl)
+      done[key] = {acc_key: float(acc.mean()), f"{acc_key}_ci95": _summ(acc)["ci95"],
+                   f"{prefix}_steps": int(steps), f"{prefix}_sec": time.time() - t}
+      logging.info("%s %s, %d steps: %.4f (searched %.4f)", prefix, row.get("arch"), steps,
+                   acc.mean(), row.get("test_accuracy", float("nan")))
+    row.update(done[key])
+
+
+def finetune_workdir(config: config_dict.ConfigDict, workdir: str, steps: int,
+                     inherit: bool = True) -> dict:
+  """`finetune_subnets` on a finished run: reads workdir/results.json and the supernet checkpoint,
+  writes workdir/results_finetuned.json (results.json plus the fine-tuned accuracies; or
+  results_scratch.json with `inherit=False`)."""
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  mesh = parallel.make_mesh(config.train.num_devices or None)
+  samplers, train_spec, space, _, test_tasks = _setup(config)
+  task = hmetanas_train.supernet_task(config, space, samplers["train"], train_spec)
+  _, state = train.train(config.train, os.path.join(workdir, "supernet"), task, mesh)
+  rows = [r for rs in results["adaptation"].values() for r in rs] + results["mac_budgets"]
+  finetune_subnets(config, workdir, jax.device_get(state.meta_params), space, rows,
+                   samplers["train"], train_spec, test_tasks, steps, mesh, inherit)
+  key = "finetuned_accuracy" if inherit else "scratch_accuracy"
+  results["summary_" + key.split("_")[0]] = hmetanas_plots.pareto_summary(results, key)
+  metric_writer.write_results(
+      workdir, results, name="results_finetuned.json" if inherit else "results_scratch.json")
+  return results
+
+
+def run(config: config_dict.ConfigDict, workdir: str) -> dict:
+  """Runs the whole H-Meta-NAS pipeline (module doc) and writes results.json in `workdir`."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  mesh = parallel.make_mesh(config.train.num_devices or None)
+  samplers, train_spec, space, val_tasks, test_tasks = _setup(config)
+  settings = hmetanas_train.settings_from(config)
+  impl = config.model.conv_impl
   try:
     num_archs = len(ss.enumerate_all(space))
   except ValueError:
@@ -242,6 +313,10 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     out["baseline_accuracy"] = b["accuracy"]
     rows.append(out)
   results["mac_budgets"] = rows
+  if config.get("finetune_steps", 0):
+    finetune_subnets(config, workdir, meta_params, space,
+                     [r for rs in results["adaptation"].values() for r in rs] + rows,
+                     samplers["train"], train_spec, test_tasks, config.finetune_steps, mesh)
   metric_writer.write_results(workdir, results)  # Partial results, in case an ablation fails.
 
   # 6. Ablations on the first search device at the median budget.
@@ -263,6 +338,8 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
       "baselines_train_sec": float(sum(b["train_wall_time_sec"]
                                        for b in results["baselines"].values()))}
   results["summary"] = hmetanas_plots.pareto_summary(results)
+  if config.get("finetune_steps", 0):
+    results["summary_finetuned"] = hmetanas_plots.pareto_summary(results, "finetuned_accuracy")
   hmetanas_plots.plot_all(results, workdir)
   writer.close()
   metric_writer.write_results(workdir, results)

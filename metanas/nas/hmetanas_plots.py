@@ -21,9 +21,10 @@ def _front_accuracy_at(front, cost: float) -> float:
   return max(accs) if accs else -np.inf
 
 
-def pareto_summary(results: dict) -> dict:
+def pareto_summary(results: dict, accuracy_key: str = "test_accuracy") -> dict:
   """Per device: is every H-Meta-NAS point on or above the manual front at its latency? And the
-  MAC reduction at each baseline's accuracy."""
+  MAC reduction at each baseline's accuracy. `accuracy_key` picks the searched sub-networks'
+  accuracy ("finetuned_accuracy": after meta-fine-tuning, `hmetanas_experiment.finetune_subnets`)."""
   out = {}
   base = results.get("baselines", {})
   for dev, rows in results.get("adaptation", {}).items():
@@ -34,9 +35,9 @@ def pareto_summary(results: dict) -> dict:
     margins, at_budget = [], []
     for r in rows:
       ref = _front_accuracy_at(front, r["latency_ms"])
-      margins.append(float(r["test_accuracy"] - ref) if np.isfinite(ref) else None)
+      margins.append(float(r[accuracy_key] - ref) if np.isfinite(ref) else None)
       ref_b = _front_accuracy_at(front, r["budget"])
-      at_budget.append(float(r["test_accuracy"] - ref_b) if np.isfinite(ref_b) else None)
+      at_budget.append(float(r[accuracy_key] - ref_b) if np.isfinite(ref_b) else None)
     ok = [m for m in margins if m is not None]
     out[dev] = {"margins_vs_manual_front": margins, "margins_at_budget": at_budget,
                 "all_on_or_above": all(m >= 0 for m in ok),
@@ -44,10 +45,10 @@ def pareto_summary(results: dict) -> dict:
                                           if any(m is not None for m in at_budget) else None)}
   # MAC reduction: for each baseline, the cheapest H-Meta-NAS point (latency or MAC search) with
   # test accuracy >= the baseline's.
-  points = [(r["macs"], r["test_accuracy"]) for rows in results.get("adaptation", {}).values()
+  points = [(r["macs"], r[accuracy_key]) for rows in results.get("adaptation", {}).values()
             for r in rows]
-  points += [(r["macs"], r["test_accuracy"]) for r in results.get("mac_budgets", [])
-             if "test_accuracy" in r]
+  points += [(r["macs"], r[accuracy_key]) for r in results.get("mac_budgets", [])
+             if accuracy_key in r]
   reductions = {}
   for name, b in base.items():
     cheaper = [m for m, a in points if a >= b["accuracy"]]

@@ -9,6 +9,7 @@ first-order MAML on the same episodes and step budget.
 
 import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from ml_collections import config_dict
@@ -98,16 +99,22 @@ def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -
 
 
 def baseline_task(config, space: ss.SearchSpace, genes: np.ndarray, sampler, spec,
-                  evaluate=None, num_steps: int | None = None) -> train.Task:
+                  evaluate=None, num_steps: int | None = None,
+                  init_params: dict | None = None) -> train.Task:
   """Task for one fixed plain network (same episodes, optimiser and step budget as the supernet;
-  `num_steps` overrides the budget the learning-rate schedule spans)."""
+  `num_steps` overrides the budget the learning-rate schedule spans). `init_params` (plain
+  weights of this shape, e.g. `supernet.slice_params` of a trained supernet) replaces the random
+  initialisation: meta-fine-tuning a searched sub-network from the weights it inherits."""
   settings = settings_from(config)
   optimizer = _optimizer(config, num_steps or config.train.num_steps)
   impl = config.model.conv_impl
   loss_fn = maml.cross_entropy_loss(lambda p, x: supernet.plain_apply(p, x, impl))
 
   def init(rng):
-    params = supernet.plain_init(space, genes, rng)
+    if init_params is None:
+      params = supernet.plain_init(space, genes, rng)
+    else:
+      params = jax.tree.map(jnp.asarray, init_params)
     mp = {"model": params,
           "inner_lr": maml.init_inner_lrs(params, settings.num_inner_steps, settings.inner_lr)}
     return TrainState(meta_params=mp, opt_state=optimizer.init(mp))
