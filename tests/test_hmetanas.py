@@ -323,3 +323,32 @@ def test_finetuning_starts_from_the_inherited_subnetwork(params, x):
   fresh = hmetanas_train.baseline_task(cfg, SPACE, genes, None, None).init(jax.random.PRNGKey(1))
   assert not np.allclose(fresh.meta_params["model"]["blocks"][0]["kernel"],
                          sliced["blocks"][0]["kernel"])
+
+
+def test_finetune_finished_run(tmp_path, data_dir):
+  """`finetune_workdir` on a finished :smoke run: fine-tuned and from-scratch accuracies of the
+  searched sub-networks, the latency/MAC rows unchanged, one file per (kind, steps)."""
+  del data_dir  # The fixture checks METANAS_DATA_DIR.
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from metanas import config_lib  # pylint: disable=g-import-not-at-top
+  from metanas.nas import hmetanas_experiment  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config = config_lib.load_config(os.path.join(root, "configs", "hmetanas_omniglot.py:smoke"))
+  config.finetune_steps = 0
+  run = hmetanas_experiment.run(config, str(tmp_path))
+  assert "finetuned_accuracy" not in run["adaptation"]["iot"][0]
+  out = hmetanas_experiment.finetune_workdir(config, str(tmp_path), 2)
+  rows = out["adaptation"]["iot"] + [r for r in out["mac_budgets"] if "genes" in r]
+  assert rows and all(0.0 <= r["finetuned_accuracy"] <= 1.0 for r in rows)
+  assert all(r["finetune_steps"] == 2 for r in rows)
+  assert out["summary_finetuned"]["iot"]["all_on_or_above"] in (True, False)
+  scratch = hmetanas_experiment.finetune_workdir(config, str(tmp_path), 2, inherit=False,
+                                                 devices=("iot",))
+  assert "scratch_accuracy" in scratch["adaptation"]["iot"][0]
+  assert all("scratch_accuracy" not in r for r in scratch["mac_budgets"])
+  with open(tmp_path / "results_finetuned_2.json") as f:
+    saved = json.load(f)
+  assert saved["adaptation"]["iot"][0]["macs"] == run["adaptation"]["iot"][0]["macs"]
+  assert (tmp_path / "results_scratch_2.json").exists()
+  assert (tmp_path / "finetune_2").is_dir() and (tmp_path / "scratch_2").is_dir()

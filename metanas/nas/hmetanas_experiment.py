@@ -120,11 +120,11 @@ def finetune_subnets(config, workdir: str, meta_params: dict, space: ss.SearchSp
 
   Each row with "genes" gets its weights cut out of the supernet (`supernet.slice_params`), is
   meta-trained alone for `steps` first-order MAML steps (the baselines' optimiser, schedule and
-  episodes) in workdir/finetune/<architecture>, and is tested on `test_tasks`. Adds to the row
+  episodes) in workdir/finetune_<steps>/<architecture>, and is tested on `test_tasks`. Adds to the row
   "finetuned_accuracy" (+ "_ci95"), "finetune_steps" and "finetune_sec" (training wall time). The
   latency and MACs of a row do not change (same shape). A shape found twice is trained once.
   `inherit=False` is the control: the same shapes and budget from a fresh initialisation, in
-  workdir/scratch/<architecture>, reported as "scratch_accuracy" (+ "_ci95"), "scratch_steps",
+  workdir/scratch_<steps>/<architecture>, reported as "scratch_accuracy" (+ "_ci95"), "scratch_steps",
   "scratch_sec".
   """
   prefix = "finetune" if inherit else "scratch"
@@ -146,7 +146,7 @@ def finetune_subnets(config, workdir: str, meta_params: dict, space: ss.SearchSp
               if inherit else None)
       task = hmetanas_train.baseline_task(config, space, genes, sampler, train_spec,
                                           num_steps=int(steps), init_params=init)
-      _, state = train.train(tcfg, os.path.join(workdir, prefix, key), task, mesh)
+      _, state = train.train(tcfg, os.path.join(workdir, f"{prefix}_{steps}", key), task, mesh)
       acc = hmetanas_train.plain_accuracy(jax.device_get(state.meta_params), test_tasks,
                                           settings.num_inner_steps, impl)
       done[key] = {acc_key: float(acc.mean()), f"{acc_key}_ci95": _summ(acc)["ci95"],
@@ -157,23 +157,25 @@ def finetune_subnets(config, workdir: str, meta_params: dict, space: ss.SearchSp
 
 
 def finetune_workdir(config: config_dict.ConfigDict, workdir: str, steps: int,
-                     inherit: bool = True) -> dict:
+                     inherit: bool = True, devices: tuple[str, ...] = ()) -> dict:
   """`finetune_subnets` on a finished run: reads workdir/results.json and the supernet checkpoint,
-  writes workdir/results_finetuned.json (results.json plus the fine-tuned accuracies; or
-  results_scratch.json with `inherit=False`)."""
+  writes workdir/results_finetuned_<steps>.json (results.json plus the fine-tuned accuracies; or
+  results_scratch_<steps>.json with `inherit=False`). `devices`: only the sub-networks searched
+  for these devices ("macs" = the MAC budgets); all by default."""
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   mesh = parallel.make_mesh(config.train.num_devices or None)
   samplers, train_spec, space, _, test_tasks = _setup(config)
   task = hmetanas_train.supernet_task(config, space, samplers["train"], train_spec)
   _, state = train.train(config.train, os.path.join(workdir, "supernet"), task, mesh)
-  rows = [r for rs in results["adaptation"].values() for r in rs] + results["mac_budgets"]
+  groups = dict(results["adaptation"], macs=results["mac_budgets"])
+  rows = [r for name, rs in groups.items() if not devices or name in devices for r in rs]
   finetune_subnets(config, workdir, jax.device_get(state.meta_params), space, rows,
                    samplers["train"], train_spec, test_tasks, steps, mesh, inherit)
   key = "finetuned_accuracy" if inherit else "scratch_accuracy"
-  results["summary_" + key.split("_")[0]] = hmetanas_plots.pareto_summary(results, key)
-  metric_writer.write_results(
-      workdir, results, name="results_finetuned.json" if inherit else "results_scratch.json")
+  if not devices:  # The summary needs every searched sub-network's accuracy.
+    results["summary_" + key.split("_")[0]] = hmetanas_plots.pareto_summary(results, key)
+  metric_writer.write_results(workdir, results, name=f"results_{key.split('_')[0]}_{steps}.json")
   return results
 
 
