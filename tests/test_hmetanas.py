@@ -352,3 +352,27 @@ def test_finetune_finished_run(tmp_path, data_dir):
   assert saved["adaptation"]["iot"][0]["macs"] == run["adaptation"]["iot"][0]["macs"]
   assert (tmp_path / "results_scratch_2.json").exists()
   assert (tmp_path / "finetune_2").is_dir() and (tmp_path / "scratch_2").is_dir()
+
+
+def test_pareto_summary_margins_and_mac_reduction():
+  """Margins against the manual front at each point's latency and at its budget; MAC reduction
+  only counts points with fewer MACs than the baseline; `accuracy_key` switches the accuracy."""
+  from metanas.nas import hmetanas_plots  # pylint: disable=g-import-not-at-top
+  base = {"small": {"latency_ms": {"d": 1.0}, "accuracy": 0.80, "macs": 100},
+          "big": {"latency_ms": {"d": 2.0}, "accuracy": 0.90, "macs": 400}}
+  rows = [{"latency_ms": 0.9, "budget": 1.0, "test_accuracy": 0.82, "ft": 0.85, "macs": 50},
+          {"latency_ms": 1.5, "budget": 2.0, "test_accuracy": 0.85, "ft": 0.95, "macs": 300}]
+  res = {"baselines": base, "adaptation": {"d": rows}, "mac_budgets": []}
+  s = hmetanas_plots.pareto_summary(res)
+  assert s["d"]["margins_vs_manual_front"][0] is None  # No manual network is that fast.
+  np.testing.assert_allclose(s["d"]["margins_vs_manual_front"][1], 0.05)   # vs small at 1.0 ms
+  np.testing.assert_allclose(s["d"]["margins_at_budget"], [0.02, -0.05])
+  assert s["d"]["all_on_or_above"]
+  assert s["mac_reduction_at_baseline_accuracy"] == {"small": 0.5, "big": None}
+  f = hmetanas_plots.pareto_summary(res, "ft")
+  np.testing.assert_allclose(f["d"]["margins_at_budget"], [0.05, 0.05])
+  np.testing.assert_allclose(f["mac_reduction_at_baseline_accuracy"]["big"], 0.25)
+  # A more accurate point with MORE MACs than the baseline is no reduction.
+  rows[0]["macs"] = 150
+  rows[0]["test_accuracy"] = 0.80
+  assert hmetanas_plots.pareto_summary(res)["mac_reduction_at_baseline_accuracy"]["small"] is None

@@ -44,14 +44,14 @@ def pareto_summary(results: dict, accuracy_key: str = "test_accuracy") -> dict:
                 "mean_margin_at_budget": (float(np.mean([m for m in at_budget if m is not None]))
                                           if any(m is not None for m in at_budget) else None)}
   # MAC reduction: for each baseline, the cheapest H-Meta-NAS point (latency or MAC search) with
-  # test accuracy >= the baseline's.
+  # test accuracy >= the baseline's; None when no such point has fewer MACs than the baseline.
   points = [(r["macs"], r[accuracy_key]) for rows in results.get("adaptation", {}).values()
             for r in rows]
   points += [(r["macs"], r[accuracy_key]) for r in results.get("mac_budgets", [])
              if accuracy_key in r]
   reductions = {}
   for name, b in base.items():
-    cheaper = [m for m, a in points if a >= b["accuracy"]]
+    cheaper = [m for m, a in points if a >= b["accuracy"] and m < b["macs"]]
     reductions[name] = (float(1 - min(cheaper) / b["macs"]) if cheaper else None)
   out["mac_reduction_at_baseline_accuracy"] = reductions
   vals = [v for v in reductions.values() if v is not None]
