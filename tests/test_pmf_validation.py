@@ -116,3 +116,35 @@ def test_simulate_fold_all_arms_and_six_arm_ranks():
       assert 1.0 <= summary[v][f"rank@{i}"] <= 6.0
       assert 1.0 <= summary[v][f"best_baseline_rank@{i}"] <= 6.0
   assert "rank@1" not in summary["random_x1"]
+
+
+def test_cached_computes_once(tmp_path):
+  calls = []
+
+  def compute():
+    calls.append(1)
+    return {"a": np.arange(3.0), "b": np.ones((2, 2))}
+
+  path = str(tmp_path / "fold0.npz")
+  first = validation.cached(path, compute)
+  second = validation.cached(path, compute)
+  assert len(calls) == 1
+  for k in first:
+    np.testing.assert_array_equal(first[k], second[k])
+
+
+def test_training_folds_hold_only_training_datasets(data_dir):
+  import os  # pylint: disable=g-import-not-at-top
+  from metanas import config_lib  # pylint: disable=g-import-not-at-top
+  from metanas.automl import data as data_lib  # pylint: disable=g-import-not-at-top
+  from metanas.automl import experiment  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config = config_lib.load_config(os.path.join(root, "configs", "pmf_automl.py:cpu"))
+  config.data_dir = data_dir
+  errors, feats, folds = validation.training_folds(config, 5)
+  automl = experiment.load_data(config)
+  train_idx, test_idx = data_lib.split(automl, config.data.test_fraction, config.data.split_seed)
+  np.testing.assert_array_equal(errors, automl.errors[:, train_idx])
+  np.testing.assert_array_equal(feats, automl.features[train_idx])
+  assert errors.shape[1] == train_idx.size and test_idx.size > 0
+  assert sorted(np.concatenate(folds).tolist()) == list(range(train_idx.size))

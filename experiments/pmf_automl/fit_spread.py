@@ -14,28 +14,22 @@ Information only: nothing is chosen from it. Writes fit_spread.{md,json}.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import time
 
 import numpy as np
 
-from metanas.automl import data as data_lib
-from metanas.automl import experiment
+from metanas import config_lib
 from metanas.automl import validation
 
 NUM_FOLDS = 5
-SEARCH = {"column_noise": (0.01,), "warm": "rank"}
+SEARCH = {"column_noise": (0.01,), "warm": "rank"}  # select_late.py's DEFAULT_SEARCH.
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
 
 
 def _config():
-  path = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "configs",
-                      "pmf_automl.py")
-  spec = importlib.util.spec_from_file_location("pmf_automl_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("cpu")
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "pmf_automl.py:cpu"))
   config.data_dir = os.environ.get("METANAS_DATA_DIR", "../shared/data")
   return config
 
@@ -49,10 +43,7 @@ def main():
   parser.add_argument("--ensemble_seeds", type=int, default=2, help="fit seeds per ensemble size")
   args = parser.parse_args()
   config = _config()
-  automl = experiment.load_data(config)
-  train_idx, _ = data_lib.split(automl, config.data.test_fraction, config.data.split_seed)
-  errors, feats = automl.errors[:, train_idx], automl.features[train_idx]
-  folds = validation.fold_indices(train_idx.size, NUM_FOLDS, seed=config.seed)
+  errors, feats, folds = validation.training_folds(config, NUM_FOLDS)
   start = time.time()
   rows = {}
   runs = [(1, args.single_seeds, "default")] + [
@@ -64,17 +55,12 @@ def main():
       for f_i, val_cols in enumerate(folds):
         path = os.path.join(args.cache, (f"{group}_keep1.0_fold{f_i}.npz" if j == 0 else
                                          f"spread_e{num_fits}_seed{j}_fold{f_i}.npz"))
-        if os.path.exists(path):
-          with np.load(path) as f:
-            out = dict(f)
-        else:
-          pmf_config = config.pmf.copy_and_resolve_references()
-          pmf_config.num_fits = num_fits
-          fit_cols = np.setdiff1d(np.arange(train_idx.size), val_cols)
-          out = validation.simulate_fold(errors, feats, fit_cols, val_cols, 1.0, {name: SEARCH},
-                                         pmf_config, config.search, seed=1000 * j + f_i,
-                                         all_arms=True)
-          np.savez(path, **out)
+        pmf_config = config.pmf.copy_and_resolve_references()
+        pmf_config.num_fits = num_fits
+        fit_cols = np.setdiff1d(np.arange(errors.shape[1]), val_cols)
+        out = validation.cached(path, lambda: validation.simulate_fold(
+            errors, feats, fit_cols, val_cols, 1.0, {name: SEARCH}, pmf_config, config.search,
+            seed=1000 * j + f_i, all_arms=True))
         sims.append({k: v for k, v in out.items() if k in (name, "optimum")
                      or k in validation.BASELINE_ARMS})
         print(f"fits {num_fits} seed {j} fold {f_i}: {time.time() - start:.0f} s", flush=True)

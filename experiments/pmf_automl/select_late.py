@@ -21,18 +21,17 @@ datasets are never read. Per-fold outputs are cached in --out/cache so groups ca
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import time
 
 import numpy as np
 
-from metanas.automl import data as data_lib
-from metanas.automl import experiment
+from metanas import config_lib
 from metanas.automl import validation
 
 NUM_FOLDS = 5
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
 REPORT_AT = (10, 25, 50)
 REFIT = (0.01,)  # The current default's nugget grid.
 LS_GRID = (0.5, 0.71, 1.0, 1.41, 2.0)
@@ -65,24 +64,9 @@ GROUPS = {
 
 
 def _config():
-  path = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "configs",
-                      "pmf_automl.py")
-  spec = importlib.util.spec_from_file_location("pmf_automl_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("cpu")
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "pmf_automl.py:cpu"))
   config.data_dir = os.environ.get("METANAS_DATA_DIR", "../shared/data")
   return config
-
-
-def _fold(cache, key, fn):
-  path = os.path.join(cache, key + ".npz")
-  if os.path.exists(path):
-    with np.load(path) as f:
-      return dict(f)
-  out = fn()
-  np.savez(path, **out)
-  return out
 
 
 def main():
@@ -97,10 +81,7 @@ def main():
   cache = os.path.join(args.out, "cache")
   os.makedirs(cache, exist_ok=True)
   config = _config()
-  automl = experiment.load_data(config)
-  train_idx, _ = data_lib.split(automl, config.data.test_fraction, config.data.split_seed)
-  errors, feats = automl.errors[:, train_idx], automl.features[train_idx]
-  folds = validation.fold_indices(train_idx.size, NUM_FOLDS, seed=config.seed)
+  errors, feats, folds = validation.training_folds(config, NUM_FOLDS)
   start = time.time()
   sims = {}  # keep -> list over folds of {arm: best_so_far}
   for k_i, keep in enumerate(keeps):
@@ -108,13 +89,14 @@ def main():
     sims[keep] = []
     for f_i in [int(f) for f in args.folds.split(",")]:
       val_cols = folds[f_i]
-      fit_cols = np.setdiff1d(np.arange(train_idx.size), val_cols)
+      fit_cols = np.setdiff1d(np.arange(errors.shape[1]), val_cols)
       merged = {}
       for g in groups:
         overrides, variants = GROUPS[g]
         pmf_config = config.pmf.copy_and_resolve_references()
         pmf_config.update(overrides)
-        out = _fold(cache, f"{g}_keep{keep}_fold{f_i}", lambda: validation.simulate_fold(
+        path = os.path.join(cache, f"{g}_keep{keep}_fold{f_i}.npz")
+        out = validation.cached(path, lambda: validation.simulate_fold(
             errors, feats, fit_cols, val_cols, keep, variants, pmf_config, config.search,
             seed=100 * k_seed + f_i, all_arms=True))
         merged.update(out if not merged else {v: out[v] for v in variants})

@@ -11,19 +11,18 @@ sparsities and all held-out columns. Writes selection.json and selection.md.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import time
 
 import numpy as np
 
-from metanas.automl import data as data_lib
-from metanas.automl import experiment
+from metanas import config_lib
 from metanas.automl import validation
 
 KEEPS = (1.0, 0.3)
 NUM_FOLDS = 5
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
 REPORT_AT = (10, 25, 50)
 GRID = tuple(float(g) for g in np.geomspace(1e-3, 1.0, 10))
 VARIANTS = {
@@ -38,12 +37,7 @@ VARIANTS = {
 
 
 def _config(split_seed):
-  path = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "configs",
-                      "pmf_automl.py")
-  spec = importlib.util.spec_from_file_location("pmf_automl_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("cpu")
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "pmf_automl.py:cpu"))
   config.data_dir = os.environ.get("METANAS_DATA_DIR", "../shared/data")
   config.data.split_seed = split_seed
   return config
@@ -56,14 +50,11 @@ def main():
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
   config = _config(args.split_seed)
-  automl = experiment.load_data(config)
-  train_idx, _ = data_lib.split(automl, config.data.test_fraction, config.data.split_seed)
-  errors, feats = automl.errors[:, train_idx], automl.features[train_idx]
-  folds = validation.fold_indices(train_idx.size, NUM_FOLDS, seed=config.seed)
+  errors, feats, folds = validation.training_folds(config, NUM_FOLDS)
   sims, start = [], time.time()
   for k_i, keep in enumerate(KEEPS):
     for f_i, val_cols in enumerate(folds):
-      fit_cols = np.setdiff1d(np.arange(train_idx.size), val_cols)
+      fit_cols = np.setdiff1d(np.arange(errors.shape[1]), val_cols)
       sims.append(validation.simulate_fold(errors, feats, fit_cols, val_cols, keep, VARIANTS,
                                            config.pmf, config.search, seed=100 * k_i + f_i))
       print(f"keep {keep} fold {f_i}: {time.time() - start:.0f} s", flush=True)

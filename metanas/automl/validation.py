@@ -5,12 +5,15 @@ folds (sparsified like the real run) and every candidate variant of PMF+EI is ru
 dataset, on the complete columns of the held-out fold, next to random search x2/x4. The test
 datasets are never touched, so a variant picked by these numbers carries no test leakage.
 
+  training_folds      the training split of a config's matrix and its K folds.
   fold_indices        K disjoint folds of the training columns (seeded).
+  cached              a fold's simulation, computed once and kept as .npz.
   simulate_fold       fit on the other folds, search the held-out fold with each variant.
   summarise_variants  regret / rank summaries pooled over folds, and the selection score.
 """
 
-from typing import Any
+import os
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +23,7 @@ from metanas.automl import baselines
 from metanas.automl import bayesopt
 from metanas.automl import data as data_lib
 from metanas.automl import evaluation
+from metanas.automl import experiment
 from metanas.automl import pmf
 
 # {"xi": float, "column_noise": tuple[float, ...] | None, and optionally "lengthscale_grid":
@@ -28,6 +32,26 @@ from metanas.automl import pmf
 Variant = dict[str, Any]
 BASELINE_ARMS = ("random_x1", "random_x2", "random_x4", "avg_rank_portfolio",
                  "metafeat_nn_random")
+
+
+def training_folds(config, num_folds: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+  """(errors [N, D_train], features [D_train, F], folds): the training datasets of `config`'s
+  split (`data.test_fraction`, `data.split_seed`; the test datasets are not returned) cut into
+  `num_folds` folds with `fold_indices(seed=config.seed)`."""
+  automl = experiment.load_data(config)
+  train_idx, _ = data_lib.split(automl, config.data.test_fraction, config.data.split_seed)
+  folds = fold_indices(train_idx.size, num_folds, seed=config.seed)
+  return automl.errors[:, train_idx], automl.features[train_idx], folds
+
+
+def cached(path: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """`compute()` (e.g. a `simulate_fold`), saved to `path` (.npz) the first time, read after."""
+  if os.path.exists(path):
+    with np.load(path) as f:
+      return dict(f)
+  out = compute()
+  np.savez(path, **out)
+  return out
 
 
 def fold_indices(num_columns: int, num_folds: int, seed: int) -> list[np.ndarray]:
