@@ -83,9 +83,9 @@ def test_category_sampler_follows_the_log_frequency_rule():
   _, cond = gan_lib.CategorySampler(x, SPEC, log_frequency=False).sample(
       np.random.default_rng(1), 200_000)
   np.testing.assert_allclose(cond.mean(0)[:3], 0.5 * counts_a / counts_a.sum(), atol=0.006)
-  # `original` conditions on a category the given row has.
+  # `row_conditions` conditions on a category the given row has.
   rows = np.arange(50)
-  orig = sampler.original(np.random.default_rng(2), rows)
+  orig = gan_lib.row_conditions(np.random.default_rng(2), x[rows], SPEC)
   np.testing.assert_array_equal((x[rows, 2:] * orig).sum(1), 1.0)
 
 
@@ -119,8 +119,7 @@ def test_wgan_gp_pac_conditional_gan_trains_and_samples():
   state = gan_lib.train(gan, x, y, num_steps=5, batch_size=16, seed=0)
   rows = np.arange(40)
   samples = gan_lib.sample(gan, state.g_params, y[rows], seed=1,
-                           cond=gan_lib.CategorySampler(x, SPEC).original(
-                               np.random.default_rng(0), rows))
+                           cond=gan_lib.row_conditions(np.random.default_rng(0), x[rows], SPEC))
   chex.assert_shape(samples, (40, SPEC.dim))
   for start, stop in SPEC.blocks():
     np.testing.assert_array_equal(samples[:, start:stop].sum(1), 1.0)

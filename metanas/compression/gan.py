@@ -343,20 +343,37 @@ def make_step(gan: GAN, donate: bool = True) -> Callable:
   return jax.jit(functools.partial(gan_step, gan), donate_argnums=(0,) if donate else ())
 
 
+def category_codes(x: np.ndarray, spec: tabular.TabularSpec) -> np.ndarray:
+  """[n, num_cat] category index of every categorical column of the one-hot rows `x`."""
+  return np.stack([np.argmax(x[:, a:b], axis=1) for a, b in spec.blocks()], axis=1)
+
+
+def row_conditions(rng: np.random.Generator, x: np.ndarray,
+                   spec: tabular.TabularSpec) -> np.ndarray:
+  """[n, cond_dim] CTGAN conditions of the rows `x`, each on one uniformly drawn categorical
+  column: sampling with the conditions of randomly drawn training rows reproduces the data's joint
+  distribution of categories (and labels). Needs no `CategorySampler` (no row grouping)."""
+  codes = category_codes(x, spec)
+  offsets = np.concatenate([[0], np.cumsum(spec.cat_sizes)[:-1]]).astype(np.int64)
+  col = rng.integers(0, len(spec.cat_sizes), len(x))
+  cond = np.zeros((len(x), int(sum(spec.cat_sizes))), np.float32)
+  cond[np.arange(len(x)), offsets[col] + codes[np.arange(len(x)), col]] = 1.0
+  return cond
+
+
 class CategorySampler:
   """CTGAN training-by-sampling on the host (Xu et al. 2019, Sec. 4.3), NumPy only.
 
   `sample` picks, per row, a discrete column uniformly, a category of it with probability
   ∝ log(1 + count) (`log_frequency=True`, CTGAN's rule) or ∝ count, and a training row having that
-  category uniformly; `original` gives the condition of given rows (one random column each), which
-  reproduces the data's joint distribution of categories and labels at sampling time.
+  category uniformly. The conditions to sample with are `row_conditions` of training rows.
   """
 
   def __init__(self, x: np.ndarray, spec: tabular.TabularSpec, log_frequency: bool = True):
     if not spec.cat_sizes:
       raise ValueError("CTGAN conditioning needs at least one categorical column.")
     self.spec = spec
-    self.codes = np.stack([np.argmax(x[:, a:b], axis=1) for a, b in spec.blocks()], axis=1)
+    self.codes = category_codes(x, spec)
     self.offsets = np.concatenate([[0], np.cumsum(spec.cat_sizes)[:-1]]).astype(np.int64)
     self.cond_dim = int(sum(spec.cat_sizes))
     counts = [np.bincount(self.codes[:, c], minlength=k) for c, k in enumerate(spec.cat_sizes)]
@@ -388,10 +405,6 @@ class CategorySampler:
     pick = np.floor(rng.random(batch_size) * self.counts[g]).astype(np.int64)
     return self.rows_flat[self.starts[g] + pick], self._one_hot(g)
 
-  def original(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
-    """[n] training-row indices -> [n, cond_dim] conditions on one random column per row."""
-    col = rng.integers(0, len(self.spec.cat_sizes), len(rows))
-    return self._one_hot(self.offsets[col] + self.codes[rows, col])
 
 
 def train(gan: GAN, x: np.ndarray, y: np.ndarray, num_steps: int, batch_size: int, seed: int,
@@ -450,7 +463,7 @@ def sample(gan: GAN, g_params, labels: np.ndarray, seed: int, batch_size: int = 
     batch_size: generation chunk size.
     z: optional [n, latent_dim] fixed noise (e.g. a collapsed generator uses one z for all).
     cond: [n, cond_dim] CTGAN conditions (required iff `gan.cond_dim > 0`; e.g.
-      `CategorySampler.original` of the rows the labels were drawn from).
+      `row_conditions` of the training rows the labels were drawn from).
 
   Returns:
     [n, *data_shape] float32 NumPy samples.

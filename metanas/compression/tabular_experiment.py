@@ -62,7 +62,7 @@ def transfer_sets(data: tabular.TabularData, config: config_dict.ConfigDict, see
       host_rng = np.random.default_rng(seed)
       rows = host_rng.integers(0, n, size=mult * n)
       labels = data.y_train[rows]
-      cond = gan_lib.CategorySampler(x_gan, data.spec).original(host_rng, rows)
+      cond = gan_lib.row_conditions(host_rng, x_gan[rows], data.spec)
     else:
       labels, cond = np.random.default_rng(seed).choice(data.y_train, size=mult * n), None
     out["gan"] = gan_lib.sample(gan, state.g_params, labels, seed + 1, cond=cond)
