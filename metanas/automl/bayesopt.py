@@ -167,6 +167,38 @@ def _standardise(obs_y: jax.Array, obs_mask: jax.Array) -> jax.Array:
   return obs_mask * (obs_y - mean) / jnp.maximum(std, 1e-6)
 
 
+def member_posteriors(params: pmf.Params, obs_idx: jax.Array, z: jax.Array, obs_mask: jax.Array,
+                      column_noise: jax.Array | None = None,
+                      lengthscale_grid: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  """GP posterior (mean, variance) at every pipeline: [N] each for one fit, [E, N] for an ensemble
+  (`pmf.fit_ensemble`), one per member; with `column_noise` each member refits the column's scale
+  and nugget on its own latents (`column_posterior`), else `gp_posterior`."""
+  def posterior(p):
+    if column_noise is None:
+      return gp_posterior(p, obs_idx, z, obs_mask)
+    return column_posterior(p, obs_idx, z, obs_mask, column_noise, lengthscale_grid)
+
+  if not pmf.is_ensemble(params):
+    return posterior(params)
+  # lax.map over members, not vmap: batched triangular solves are slow on XLA:CPU.
+  return jax.lax.map(posterior, params)
+
+
+def _mixture(means: jax.Array, variances: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Mean and variance of the equal-weight mixture of [E, N] Gaussians."""
+  mean = jnp.mean(means, axis=0)
+  return mean, jnp.maximum(jnp.mean(variances + means ** 2, axis=0) - mean ** 2, _JITTER)
+
+
+def predictive(params: pmf.Params, obs_idx: jax.Array, z: jax.Array, obs_mask: jax.Array,
+               column_noise: jax.Array | None = None,
+               lengthscale_grid: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  """Predictive (mean [N], variance [N]): one fit's posterior, or an ensemble's mixture."""
+  means, variances = member_posteriors(params, obs_idx, z, obs_mask, column_noise,
+                                       lengthscale_grid)
+  return _mixture(means, variances) if pmf.is_ensemble(params) else (means, variances)
+
+
 def acquisition(params: pmf.Params, obs_idx: jax.Array, z: jax.Array, obs_mask: jax.Array,
                 best: jax.Array, xi: float = 0.0, column_noise: jax.Array | None = None,
                 lengthscale_grid: jax.Array | None = None) -> tuple[jax.Array, jax.Array,
@@ -187,20 +219,12 @@ def acquisition(params: pmf.Params, obs_idx: jax.Array, z: jax.Array, obs_mask: 
     expectation under the predictive and the incumbent is the same for every member); mean and
     variance are the mixture's (used by the `explore_below` fallback).
   """
-  def posterior(p):
-    if column_noise is None:
-      return gp_posterior(p, obs_idx, z, obs_mask)
-    return column_posterior(p, obs_idx, z, obs_mask, column_noise, lengthscale_grid)
-
+  means, variances = member_posteriors(params, obs_idx, z, obs_mask, column_noise,
+                                       lengthscale_grid)
+  ei = expected_improvement(means, jnp.sqrt(variances), best, xi)
   if not pmf.is_ensemble(params):
-    mean, var = posterior(params)
-    return mean, var, expected_improvement(mean, jnp.sqrt(var), best, xi)
-  # lax.map over members, not vmap: batched triangular solves are slow on XLA:CPU.
-  means, variances = jax.lax.map(posterior, params)  # [E, N] each.
-  ei = jnp.mean(expected_improvement(means, jnp.sqrt(variances), best, xi), axis=0)
-  mean = jnp.mean(means, axis=0)
-  var = jnp.maximum(jnp.mean(variances + means ** 2, axis=0) - mean ** 2, _JITTER)
-  return mean, var, ei
+    return means, variances, ei
+  return (*_mixture(means, variances), jnp.mean(ei, axis=0))
 
 
 FALLBACKS = ("variance", "mean")

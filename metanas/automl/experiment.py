@@ -67,11 +67,7 @@ def prediction_check(params: pmf.Params, test_y: np.ndarray, available: np.ndarr
     prediction and of the revealed entries' mean (the column-mean baseline).
   """
   sq_pmf, sq_mean, count = 0.0, 0.0, 0
-  posterior = jax.jit(bayesopt.gp_posterior)
-  if pmf.is_ensemble(params):  # The mixture's mean: the average of the members' means.
-    single = posterior
-    posterior = lambda p, *a: (jnp.mean(jnp.stack([
-        single(pmf.member(p, e), *a)[0] for e in range(p["latents"].shape[0])]), axis=0), None)
+  posterior = jax.jit(bayesopt.predictive)  # An ensemble's: the mixture of its members.
   for y, av in zip(test_y, available):
     obs = rng.choice(np.flatnonzero(av), size=num_reveal, replace=False)
     mu, sd = y[obs].mean(), y[obs].std()
