@@ -45,6 +45,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
       n_test=4000,
       validation=False,        # True: evaluate on n_test held-out training rows (for selection).
       teacher_trees=500,
+      # Teacher targets of the real training rows: "predict" (in-bag predict_proba) or "oob"
+      # (the forest's out-of-bag probabilities, the same kind of label as a synthetic row gets).
+      teacher_labels="predict",
       student_trees=(1, 5, 10, 20),
       multiplier=9,            # Synthetic rows per training row.
       transfer_sets=("train", "gan", "train+gan", "train+munge", "train+gmm", "no_teacher"),

@@ -152,6 +152,31 @@ def test_rf_student_prefixes_match_separate_prediction():
   np.testing.assert_allclose(scores[1], forest.estimators_[0].predict(x[:50]), atol=1e-12)
 
 
+def test_oob_teacher_targets_label_training_rows_like_fresh_rows():
+  """"oob" = the out-of-bag probability on the training rows, predict_proba on the synthetic ones."""
+  x, y = _toy_rows(300, 4)
+  y = np.where(np.random.default_rng(0).random(300) < 0.2, 1 - y, y)   # label noise
+  teacher = students.rf_teacher(x, y, 60, seed=0, oob=True)
+  plain = students.rf_teacher(x, y, 60, seed=0)
+  x_new, _ = _toy_rows(100, 5)
+  rows = np.concatenate([x, x_new])
+  inbag = students.teacher_targets(plain, rows, 300)
+  oob = students.teacher_targets(teacher, rows, 300, "oob")
+  # Same trees; synthetic rows keep predict_proba; training rows get the forest's OOB estimate.
+  np.testing.assert_allclose(inbag, teacher.predict_proba(rows)[:, 1], atol=1e-6)
+  np.testing.assert_allclose(oob[300:], inbag[300:], atol=1e-6)
+  np.testing.assert_allclose(oob[:300], teacher.oob_decision_function_[:, 1], atol=1e-6)
+  # In-bag labels of the forest's own (noisy) training rows are more extreme than OOB ones.
+  assert np.mean(np.abs(inbag[:300] - 0.5)) > np.mean(np.abs(oob[:300] - 0.5)) + 0.05
+  assert np.mean((inbag[:300] > 0.5) == y) > np.mean((oob[:300] > 0.5) == y)
+  with pytest.raises(ValueError, match="oob=True"):
+    students.teacher_targets(plain, rows, 300, "oob")
+  with pytest.raises(ValueError, match="fit on 300 rows"):
+    students.teacher_targets(teacher, rows, 200, "oob")
+  with pytest.raises(ValueError, match="Unknown teacher labels"):
+    students.teacher_targets(teacher, rows, 300, "in_bag")
+
+
 def test_epoch_indices_one_pass_without_replacement():
   idx = students.epoch_indices(100, 10, 15, seed=0)
   assert idx.shape == (15, 10)

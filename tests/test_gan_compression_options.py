@@ -132,10 +132,11 @@ def test_wgan_gp_pac_conditional_gan_trains_and_samples():
 
 
 def test_tabular_experiment_smoke_with_all_options(data_dir):
-  """The :smoke tabular experiment runs with PacGAN + WGAN-GP + CTGAN conditioning switched on."""
+  """The :smoke tabular experiment runs with PacGAN + WGAN-GP + CTGAN conditioning and OOB labels."""
   path = os.path.join(os.path.dirname(__file__), "..", "configs", "gan_compression_tabular.py")
   config = config_lib.load_config(f"{path}:smoke").tabular
   config.gan.pac, config.gan.conditional, config.gan.loss = 4, True, "wgan_gp"
+  config.teacher_labels = "oob"
   config.transfer_sets = ("train", "gan", "train+gan")
   config.mlp.num_steps = 0
   result = tabular_experiment.run_seed("adult", config, seed=0, data_dir=data_dir)

@@ -20,9 +20,41 @@ from metanas.models import conv
 
 
 def rf_teacher(x: np.ndarray, y: np.ndarray, num_trees: int, seed: int,
-               n_jobs: int = 1) -> ensemble.RandomForestClassifier:
-  """The classical teacher: a random forest classifier on [n, d] rows, [n] labels."""
-  return ensemble.RandomForestClassifier(num_trees, random_state=seed, n_jobs=n_jobs).fit(x, y)
+               n_jobs: int = 1, oob: bool = False) -> ensemble.RandomForestClassifier:
+  """The classical teacher: a random forest classifier on [n, d] rows, [n] labels.
+
+  With `oob=True` the forest also keeps its out-of-bag class probabilities of the training rows
+  (`oob_decision_function_`); the trees are the same as with `oob=False` (same seed).
+  """
+  return ensemble.RandomForestClassifier(num_trees, random_state=seed, n_jobs=n_jobs,
+                                         oob_score=oob).fit(x, y)
+
+
+TEACHER_LABELS = ("predict", "oob")
+
+
+def teacher_targets(teacher: ensemble.RandomForestClassifier, x: np.ndarray, num_train_rows: int,
+                    labels: str = "predict") -> np.ndarray:
+  """The teacher's P(y = 1 | x) for a transfer set whose first `num_train_rows` are its training rows.
+
+  "predict": `predict_proba` everywhere. A forest's probabilities on its own training rows are
+  in-bag: each row was seen by ~63% of the trees, so they sit closer to 0/1 than on any fresh row.
+  "oob": the training rows get their out-of-bag probabilities (only the trees that did not see the
+  row; the teacher must be fit with `oob=True`), i.e. the same kind of label as synthetic rows.
+  Rows with no out-of-bag tree (possible for tiny forests) keep the in-bag probability.
+  """
+  if labels not in TEACHER_LABELS:
+    raise ValueError(f"Unknown teacher labels {labels!r}; choose from {TEACHER_LABELS}.")
+  target = teacher.predict_proba(x)[:, 1].astype(np.float32)
+  if labels == "oob" and num_train_rows:
+    if not hasattr(teacher, "oob_decision_function_"):
+      raise ValueError("teacher_labels='oob' needs a teacher fit with oob=True.")
+    oob = teacher.oob_decision_function_[:, 1]
+    if len(oob) != num_train_rows:
+      raise ValueError(f"The teacher was fit on {len(oob)} rows, the transfer set starts with "
+                       f"{num_train_rows} training rows.")
+    target[:num_train_rows] = np.where(np.isfinite(oob), oob, target[:num_train_rows])
+  return target
 
 
 def rf_student_scores(x: np.ndarray, target: np.ndarray, x_eval: np.ndarray,

@@ -10,7 +10,8 @@ class-conditional Gaussian mixture fitted to the same split; transfer sets
   train+gmm    train plus multiplier x n Gaussian-mixture samples
   no_teacher   train with the true labels as the target (no teacher)
 
-labelled by the teacher's P(y = 1 | x); students are random-forest regressors with 1/5/10/20 trees
+labelled by the teacher's P(y = 1 | x) (`teacher_labels="oob"`: the training rows get the forest's
+out-of-bag probabilities, see `students.teacher_targets`); students are random-forest regressors with 1/5/10/20 trees
 and a small MLP (soft cross-entropy). Metric: test AUC, mean +- s.e. over seeds. "gap_closed" is
 (AUC[train+gan] - AUC[train]) / (AUC[teacher] - AUC[train]) for each student size.
 """
@@ -84,7 +85,8 @@ def run_seed(name: str, config: config_dict.ConfigDict, seed: int, data_dir: str
   data = tabular.load(name, data_dir, config.n_train, config.n_test, seed=seed,
                       validation=config.validation)
   t0 = time.time()
-  teacher = students.rf_teacher(data.x_train, data.y_train, config.teacher_trees, seed)
+  teacher = students.rf_teacher(data.x_train, data.y_train, config.teacher_trees, seed,
+                                oob=config.teacher_labels == "oob")
   result = {"teacher": _auc(data.y_test, teacher.predict_proba(data.x_test)[:, 1])}
   synth = transfer_sets(data, config, seed, log)
   for set_name in config.transfer_sets:
@@ -93,13 +95,15 @@ def run_seed(name: str, config: config_dict.ConfigDict, seed: int, data_dir: str
     if set_name == "no_teacher":
       x, target = data.x_train, data.y_train.astype(np.float32)
     else:
-      parts = ([data.x_train] if set_name.startswith("train") else [])
+      with_train = set_name.startswith("train")
+      parts = [data.x_train] if with_train else []
       extra = set_name.split("+")[-1] if "+" in set_name else (None if set_name == "train" else
                                                                  set_name)
       if extra is not None:
         parts.append(synth[extra])
       x = np.concatenate(parts, axis=0)
-      target = teacher.predict_proba(x)[:, 1].astype(np.float32)
+      target = students.teacher_targets(teacher, x, len(data.x_train) if with_train else 0,
+                                        config.teacher_labels)
     rf = students.rf_student_scores(x, target, data.x_test, config.student_trees, seed)
     aucs = {f"rf{k}": _auc(data.y_test, s) for k, s in rf.items()}
     if config.mlp.num_steps > 0:
