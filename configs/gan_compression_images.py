@@ -39,12 +39,13 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
       noise_sigma=0.3,         # Pixel jitter of the "real+noise" set (images live in [-1, 1]).
       mixup_alpha=0.4,
       teacher=dict(width=32, dense=128, num_steps=600, batch_size=128, learning_rate=1e-3),
-      gan=dict(latent_dim=64, width=16, learning_rate=5e-4, num_steps=1000, batch_size=32,
+      gan=dict(latent_dim=64, width=16, learning_rate=5e-4, num_steps=4000, batch_size=32,
                log_every=250),
       student=dict(hidden=(16,), num_steps=600, batch_size=128, learning_rate=2e-3),
       score_n=1000,            # Points per set for the Compression Score (one pass).
       score_batch_size=20,
       score_seeds=10,
+      prototypes_per_class=5,  # The "prototypes" generator: most confident real images per class.
   )
   if variant == "paper":
     c.images.n_teacher = 55000

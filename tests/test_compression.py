@@ -177,6 +177,23 @@ def test_oob_teacher_targets_label_training_rows_like_fresh_rows():
     students.teacher_targets(teacher, rows, 300, "in_bag")
 
 
+def test_prototypes_keep_the_most_confident_rows_per_class():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(60, 2, 2)).astype(np.float32)
+  probs = rng.dirichlet(np.ones(3), size=60)
+  out = augment.prototypes(x, probs, 2, 25)
+  assert out.shape == (25, 2, 2)
+  pred = probs.argmax(1)
+  expected = []
+  for c in range(3):
+    rows = np.flatnonzero(pred == c)
+    expected.extend(rows[np.argsort(-probs[rows, c])[:2]])
+  np.testing.assert_array_equal(out[:6], x[expected])   # 2 per class, classes in order ...
+  np.testing.assert_array_equal(out[6:12], x[expected])  # ... then repeated.
+  with pytest.raises(ValueError, match=">= 1"):
+    augment.prototypes(x, probs, 0, 10)
+
+
 def test_epoch_indices_one_pass_without_replacement():
   idx = students.epoch_indices(100, 10, 15, seed=0)
   assert idx.shape == (15, 10)

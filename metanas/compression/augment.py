@@ -109,3 +109,30 @@ def mixup(x: np.ndarray, multiplier: int, alpha: float = 0.4, seed: int = 0) -> 
   j = rng.integers(0, n, size=multiplier * n)
   lam = rng.beta(alpha, alpha, size=(multiplier * n,) + (1,) * (x.ndim - 1))
   return (lam * x[i] + (1 - lam) * x[j]).astype(np.float32)
+
+
+def prototypes(x: np.ndarray, probs: np.ndarray, per_class: int, n: int) -> np.ndarray:
+  """A "prototype" generator: the `per_class` rows the teacher is most sure of, per predicted class.
+
+  Rows of `x` are grouped by the teacher's arg-max class; within each class the `per_class` rows with
+  the highest probability of that class are kept, and the kept rows are repeated (in order) to `n`
+  rows. It draws only confident, class-typical points: what an Inception-style score rewards, and
+  what carries little information about the teacher's decision boundaries.
+
+  Args:
+    x: [m, ...] real points; probs: [m, K] the teacher's class probabilities of `x`.
+    per_class: rows kept per predicted class (fewer if a class has fewer rows).
+    n: number of rows returned.
+
+  Returns:
+    [n, ...] float32 rows, each a copy of a row of `x`.
+  """
+  if per_class < 1 or n < 1:
+    raise ValueError(f"per_class and n must be >= 1, got {per_class} and {n}.")
+  pred = np.argmax(probs, axis=1)
+  keep = []
+  for c in np.unique(pred):
+    rows = np.flatnonzero(pred == c)
+    keep.extend(rows[np.argsort(-probs[rows, c], kind="stable")[:per_class]])
+  keep = np.asarray(keep)
+  return x[np.resize(keep, n)].astype(np.float32)

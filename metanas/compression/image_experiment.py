@@ -7,9 +7,12 @@
    pixel noise jitter, real + mixup, GAN only, and real with true labels (no teacher). Test accuracy.
 4. Compression Score (per seed): the fixed student is trained ONE pass on `score_n` points from each
    generator (real draw, the GAN, a deliberately mode-collapsed GAN that reuses one latent z for every
-   sample, Gaussian noise images, mixup), labelled by the teacher, and its test accuracy is divided by
-   the same on `score_n` other real training points. Teacher-feature IS- and FID-style numbers are
-   reported next to it.
+   sample, Gaussian noise images, mixup, real images with Gaussian pixel jitter, and "prototypes": the
+   teacher's most confident real images per class, repeated), labelled by the teacher, and its test
+   accuracy is divided by the same on `score_n` other real training points. Teacher-feature IS- and
+   FID-style numbers are reported next to it; jitter (FID-style penalises pixel noise the teacher
+   ignores) and prototypes (IS-style rewards confident, class-typical points) are where those scores
+   and the Compression Score can disagree.
 """
 
 import time
@@ -27,7 +30,7 @@ from metanas.compression import students
 from metanas.data import npz
 
 AUG_SETS = ("real", "real+gan", "real+noise", "real+mixup", "gan", "no_teacher")
-GENERATORS = ("real", "gan", "collapsed_gan", "noise", "mixup")
+GENERATORS = ("real", "gan", "collapsed_gan", "noise", "mixup", "jitter", "prototypes")
 
 
 def load_images(data_dir: str | None):
@@ -89,6 +92,8 @@ def run(config: config_dict.ConfigDict, log=lambda *a: None, do_augmentation: bo
       return augment.mixup(pool, -(-n // len(pool)), c.mixup_alpha, seed)[:n]
     if kind == "jitter":
       return augment.gaussian_noise(pool, -(-n // len(pool)), c.noise_sigma, seed, (-1, 1))[:n]
+    if kind == "prototypes":
+      return augment.prototypes(pool, teacher_probs(pool), c.prototypes_per_class, n)
     raise ValueError(f"Unknown generator {kind!r}.")
 
   if do_augmentation:
