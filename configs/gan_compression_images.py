@@ -8,13 +8,15 @@ Variants: `:smoke` (seconds, tests), `:cpu` (CNN teacher on 10k images, small co
 1000 real transfer images, 5 seeds; Compression Score on 1000 points, 10 seeds), `:paper` (teacher
 on all 60k images, longer GAN training).
 
-Runtime: `:cpu` 47 min on a heavily shared 2-core CPU (GAN 17 min); `:smoke` about 15 s of CPU.
+Runtime: `:cpu` 231 s on an idle 2-core CPU (47 min with the 1000-step GAN on a heavily shared
+one); `:smoke` about 15 s of CPU.
 
 Expected: GAN-augmented transfer beats real-only for the small student; Compression Score of real
 data = 1 within its standard error; collapsed GAN and noise score lower. Measured (`:cpu`): teacher
-acc 0.853; student 0.791 real-only vs 0.787 real+GAN (GAN under-trained at 1000 steps: not better),
-0.798 real+jitter, 0.794 mixup. Compression Score: real 1.011 +- 0.020, mixup 0.979, GAN 0.785,
-collapsed GAN 0.601, noise 0.209; IS-/FID-style rank the generators the same way. Tables:
+acc 0.853; student 0.791 real-only vs 0.781 real+GAN (not better), 0.798 real+jitter, 0.794 mixup.
+Compression Score: real 1.011 +- 0.020, jitter 0.991, mixup 0.979, prototypes 0.956, GAN 0.920,
+collapsed GAN 0.757, noise 0.209; the CS orders jitter > mixup > GAN as the augmented students do,
+IS-style reverses that order and rates the prototypes above real data. Tables:
 experiments/gan_compression.md.
 """
 
