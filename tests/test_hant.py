@@ -1,6 +1,7 @@
 """HANT: candidate ops, layer-wise distillation, the integer program, latency tables, accelerate()."""
 
 import itertools
+import pickle
 
 import jax
 import jax.numpy as jnp
@@ -232,3 +233,29 @@ def test_measured_table_and_additive_model(tiny):
   assert set(table.entries) >= {"stem_head", latency_tables.layer_key("skip", arch.layers[0])}
   fit = latency_tables.additive_fit([1.0, 2.0, 3.0], [1.1, 1.9, 3.3])
   assert 0 < fit["mape"] < 0.1 and fit["pearson_r"] > 0.9
+
+
+def test_workdir_cache_reuses_recomputes_on_config_change_and_reads_legacy(tmp_path):
+  from metanas.hant import experiment  # pylint: disable=g-import-not-at-top
+  cfg = config_dict.ConfigDict({"seed": 0, "distill": {"steps": 3}, "budget_fracs": (0.5,)})
+  calls, logs = [], []
+  compute = lambda: calls.append(1) or {"w": jnp.arange(3.0)}
+  path = str(tmp_path / "c.pkl")
+  fp = experiment.fingerprint(cfg, ("seed", "distill"))
+  first = experiment.cached(path, fp, compute, log=logs.append)
+  again = experiment.cached(path, fp, compute, log=logs.append)
+  assert len(calls) == 1 and isinstance(first["w"], np.ndarray)   # stored on the host
+  np.testing.assert_array_equal(again["w"], [0.0, 1.0, 2.0])
+  cfg.budget_fracs = (0.2, 0.9)   # not a key of this artefact: still reused
+  assert experiment.fingerprint(cfg, ("seed", "distill")) == fp
+  cfg.distill.steps = 4           # a key of it: recomputed and overwritten
+  fp2 = experiment.fingerprint(cfg, ("seed", "distill"))
+  experiment.cached(path, fp2, compute, log=logs.append)
+  assert len(calls) == 2 and "another config" in logs[-1]
+  experiment.cached(path, fp2, compute, log=logs.append)
+  assert len(calls) == 2
+  legacy = str(tmp_path / "legacy.pkl")   # a bare pickle from before fingerprints
+  with open(legacy, "wb") as f:
+    pickle.dump({"w": np.ones(2)}, f)
+  np.testing.assert_array_equal(experiment.cached(legacy, fp, compute, log=logs.append)["w"], 1.0)
+  assert len(calls) == 2 and "no config fingerprint" in logs[-1]

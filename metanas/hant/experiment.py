@@ -5,6 +5,7 @@ CPU settings against width-scaled teachers, greedy and random selections (arXiv 
 (`acc_vs_latency_{device}.png`, `additive_model_{device}.png`) to the workdir.
 """
 
+import dataclasses
 import json
 import os
 import pickle
@@ -35,6 +36,43 @@ def make_arch(cfg, width_mult: float = 1.0) -> network.Arch:
 
 def _log(msg):
   print(f"[hant {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def fingerprint(config, keys) -> str:
+  """The config entries a cached workdir artefact depends on, as a canonical JSON string."""
+  to_plain = lambda v: v.to_dict() if hasattr(v, "to_dict") else v
+  return json.dumps({k: to_plain(config[k]) for k in keys}, sort_keys=True, default=str)
+
+
+def cached(path: str, fp: str, compute, log=_log, what: str = "artefact"):
+  """`compute()` once per workdir: pickled to `path` with its config fingerprint `fp`.
+
+  A cache whose fingerprint differs from `fp` (the config changed) is recomputed and overwritten; a
+  legacy cache without a fingerprint (bare pickle from before fingerprints) is reused with a note.
+  """
+  if os.path.exists(path):
+    with open(path, "rb") as f:
+      obj = pickle.load(f)
+    if isinstance(obj, dict) and set(obj) == {"fingerprint", "value"}:
+      if obj["fingerprint"] == fp:
+        log(f"{what}: reusing {path}")
+        return obj["value"]
+      log(f"{what}: {path} was made with another config; recomputing")
+    else:
+      log(f"{what}: reusing {path} (no config fingerprint stored)")
+      return obj
+  value = jax.device_get(compute())
+  with open(path, "wb") as f:
+    pickle.dump({"fingerprint": fp, "value": value}, f)
+  return value
+
+
+def _on_host(cands: acc_lib.Candidates) -> acc_lib.Candidates:
+  return dataclasses.replace(cands, bank=jax.device_get(cands.bank))
+
+
+TEACHER_KEYS = ("seed", "data", "model", "teacher")
+CANDIDATE_KEYS = TEACHER_KEYS + ("candidates", "distill")
 
 
 def _train_net(config, arch, data, rng, writer=None, prefix=""):
@@ -79,14 +117,9 @@ def run(config, workdir: str) -> dict:
     _log(f"solver benchmark {results['solver_benchmark']}")
 
   # 1. Teacher (cached in the workdir so a rerun with other budgets skips training).
-  teacher_path = os.path.join(workdir, "teacher.pkl")
-  if os.path.exists(teacher_path):
-    with open(teacher_path, "rb") as f:
-      t_params = pickle.load(f)
-  else:
-    t_params = _train_net(config, arch, data, jax.random.fold_in(rng, 0), writer, "teacher/")
-    with open(teacher_path, "wb") as f:
-      pickle.dump(jax.device_get(t_params), f)
+  t_params = cached(os.path.join(workdir, "teacher.pkl"), fingerprint(config, TEACHER_KEYS),
+                    lambda: _train_net(config, arch, data, jax.random.fold_in(rng, 0), writer,
+                                       "teacher/"), what="teacher")
   teacher = acc_lib.Teacher(arch, t_params)
   t_eval = training.evaluate(arch, arch.teacher_ops, t_params, data["x_test"], data["y_test"])
   results["teacher_test_acc"] = t_eval["acc"]
@@ -96,8 +129,11 @@ def run(config, workdir: str) -> dict:
   # 2. Distil and score every candidate of every layer.
   t1 = time.time()
   names = list(config.candidates) if config.candidates else None
-  cands = acc_lib.prepare_candidates(teacher, data, names, config.distill,
-                                     jax.random.fold_in(rng, 2), log=_log)
+  # Cached like the teacher: a rerun with other budgets / methods skips the distillation.
+  cands = cached(os.path.join(workdir, "candidates.pkl"), fingerprint(config, CANDIDATE_KEYS),
+                 lambda: _on_host(acc_lib.prepare_candidates(
+                     teacher, data, names, config.distill, jax.random.fold_in(rng, 2), log=_log)),
+                 what="candidates")
   sc = cands.scores
   results["candidates_per_layer"] = [len(n) for n in sc["names"]]
   results["distill_time_s"] = time.time() - t1
