@@ -1,9 +1,10 @@
 r"""Re-times every network of a finished HANT sweep on a quiet machine (teacher, every student,
 width-scaled teachers), in one measurement pass per device so all share the same conditions.
 
-Usage: python experiments/hant/remeasure.py WORKDIR [REPEATS]
+Usage: python experiments/hant/remeasure.py WORKDIR [REPEATS] [WIDTHS]
 The network shapes and devices are those of `configs/hant_fashion_mnist.py:cpu` (the sweep's
-ops name the candidates). Reads WORKDIR/sweep.json and results.json, writes WORKDIR/sweep_remeasured.json (same rows with
+ops name the candidates), with the stage widths replaced by WIDTHS (e.g. 16,32,64) when the run
+used `--config.model.widths`. Reads WORKDIR/sweep.json and results.json, writes WORKDIR/sweep_remeasured.json (same rows with
 measured_ms / speedup replaced and the first-pass values kept as measured_ms_first /
 speedup_first) and prints the rows whose speed-up changed; `make_table.py WORKDIR remeasured`
 prints the tables from it.
@@ -19,13 +20,15 @@ from metanas.hant import experiment  # pylint: disable=g-import-not-at-top,wrong
 from metanas.hant import latency_tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def main(workdir: str, repeats: int = 20) -> None:
+def main(workdir: str, repeats: int = 20, widths: tuple[int, ...] | None = None) -> None:
   with open(os.path.join(workdir, "sweep.json")) as f:
     sweep = json.load(f)
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   config = config_lib.load_config(os.path.join(root, "configs", "hant_fashion_mnist.py") + ":cpu")
+  if widths:
+    config.model.widths = tuple(widths)
   arch = experiment.make_arch(config.model)
   for dev in config.devices:
     rows = [r for r in sweep if r["device"] == dev]
@@ -57,4 +60,5 @@ def main(workdir: str, repeats: int = 20) -> None:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], *(int(a) for a in sys.argv[2:3]))
+  main(sys.argv[1], *(int(a) for a in sys.argv[2:3]),
+       *(tuple(int(w) for w in a.split(",")) for a in sys.argv[3:4]))
