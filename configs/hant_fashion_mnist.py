@@ -11,6 +11,10 @@ Commands:
   # A wider teacher and the full candidate pool with longer schedules (accelerator):
   ... --config configs/hant_fashion_mnist.py:paper --workdir /tmp/hant_paper
 Variants: `:smoke`, `:cpu`, `:full`, `:paper` (every one of the 55 registered ops).
+The trained teacher (`teacher.pkl`) and the distilled, scored candidates (`candidates.pkl`) are
+cached in the workdir with a fingerprint of the config entries they depend on, so a rerun with
+other budgets, methods or devices skips both (and a changed teacher / distillation config
+recomputes them).
 Data: $METANAS_DATA_DIR/fashion_mnist.npz (or --config.data.source=tfds).
 
 Paper (ImageNet, EfficientNet-B0..B4): 3.6x speed-up at < 0.4% top-1 loss. Our measured numbers
