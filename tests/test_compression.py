@@ -194,6 +194,33 @@ def test_prototypes_keep_the_most_confident_rows_per_class():
     augment.prototypes(x, probs, 0, 10)
 
 
+def test_gap_closed_per_seed_and_undefined_seeds():
+  from metanas.compression import tabular_experiment  # pylint: disable=g-import-not-at-top
+  runs = [{"teacher": 0.90, "train": {"rf1": 0.80}, "train+gan": {"rf1": 0.85}},
+          {"teacher": 0.90, "train": {"rf1": 0.8995}, "train+gan": {"rf1": 0.95}},  # gap < 1e-3
+          {"teacher": 0.90, "train": {"rf1": 0.70}, "train+gan": {"rf1": 0.75}}]
+  g = tabular_experiment.summarise(runs)["gap_closed"]["rf1"]
+  np.testing.assert_allclose(g["per_seed"], [0.5, np.nan, 0.25])
+  assert g["seeds_defined"] == 2
+  np.testing.assert_allclose(g["per_seed_mean"], 0.375)
+  np.testing.assert_allclose(g["of_means"], (0.85 - 0.7998333) / (0.9 - 0.7998333), rtol=1e-5)
+
+
+def test_bad_tabular_names_fail_before_any_work():
+  from metanas import config_lib  # pylint: disable=g-import-not-at-top
+  from metanas.compression import tabular_experiment  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", "gan_compression_tabular.py")
+  config = config_lib.load_config(f"{path}:smoke").tabular
+  config.teacher_labels = "in_bag"
+  with pytest.raises(ValueError, match="Unknown teacher labels"):   # no data directory needed
+    tabular_experiment.run_seed("adult", config, 0, data_dir="/nonexistent")
+  config.teacher_labels = "oob"
+  config.transfer_sets = ("train", "train+vae")
+  with pytest.raises(ValueError, match="Unknown transfer set 'train\\+vae'"):
+    tabular_experiment.run_seed("adult", config, 0, data_dir="/nonexistent")
+
+
 def test_epoch_indices_one_pass_without_replacement():
   idx = students.epoch_indices(100, 10, 15, seed=0)
   assert idx.shape == (15, 10)

@@ -33,6 +33,11 @@ def rf_teacher(x: np.ndarray, y: np.ndarray, num_trees: int, seed: int,
 TEACHER_LABELS = ("predict", "oob")
 
 
+def check_teacher_labels(labels: str) -> None:
+  if labels not in TEACHER_LABELS:
+    raise ValueError(f"Unknown teacher labels {labels!r}; choose from {TEACHER_LABELS}.")
+
+
 def teacher_targets(teacher: ensemble.RandomForestClassifier, x: np.ndarray, num_train_rows: int,
                     labels: str = "predict") -> np.ndarray:
   """The teacher's P(y = 1 | x) for a transfer set whose first `num_train_rows` are its training rows.
@@ -43,8 +48,7 @@ def teacher_targets(teacher: ensemble.RandomForestClassifier, x: np.ndarray, num
   row; the teacher must be fit with `oob=True`), i.e. the same kind of label as synthetic rows.
   Rows with no out-of-bag tree (possible for tiny forests) keep the in-bag probability.
   """
-  if labels not in TEACHER_LABELS:
-    raise ValueError(f"Unknown teacher labels {labels!r}; choose from {TEACHER_LABELS}.")
+  check_teacher_labels(labels)
   target = teacher.predict_proba(x)[:, 1].astype(np.float32)
   if labels == "oob" and num_train_rows:
     if not hasattr(teacher, "oob_decision_function_"):

@@ -13,7 +13,8 @@ class-conditional Gaussian mixture fitted to the same split; transfer sets
 labelled by the teacher's P(y = 1 | x) (`teacher_labels="oob"`: the training rows get the forest's
 out-of-bag probabilities, see `students.teacher_targets`); students are random-forest regressors with 1/5/10/20 trees
 and a small MLP (soft cross-entropy). Metric: test AUC, mean +- s.e. over seeds. "gap_closed" is
-(AUC[train+gan] - AUC[train]) / (AUC[teacher] - AUC[train]) for each student size.
+(AUC[train+gan] - AUC[train]) / (AUC[teacher] - AUC[train]) for each student size (per seed and of
+the means).
 """
 
 import time
@@ -82,6 +83,11 @@ def transfer_sets(data: tabular.TabularData, config: config_dict.ConfigDict, see
 def run_seed(name: str, config: config_dict.ConfigDict, seed: int, data_dir: str | None = None,
              log=lambda *a: None) -> dict:
   """All transfer sets and students for one dataset and seed: {"teacher": auc, set: {student: auc}}."""
+  # Bad names fail here, not after the GAN has trained.
+  unknown = [s for s in config.transfer_sets if s not in TRANSFER_SETS]
+  if unknown:
+    raise ValueError(f"Unknown transfer set {unknown[0]!r}; choose from {TRANSFER_SETS}.")
+  students.check_teacher_labels(config.teacher_labels)
   data = tabular.load(name, data_dir, config.n_train, config.n_test, seed=seed,
                       validation=config.validation)
   t0 = time.time()
@@ -90,8 +96,6 @@ def run_seed(name: str, config: config_dict.ConfigDict, seed: int, data_dir: str
   result = {"teacher": _auc(data.y_test, teacher.predict_proba(data.x_test)[:, 1])}
   synth = transfer_sets(data, config, seed, log)
   for set_name in config.transfer_sets:
-    if set_name not in TRANSFER_SETS:
-      raise ValueError(f"Unknown transfer set {set_name!r}; choose from {TRANSFER_SETS}.")
     if set_name == "no_teacher":
       x, target = data.x_train, data.y_train.astype(np.float32)
     else:
@@ -140,7 +144,8 @@ def summarise(per_seed: list[dict]) -> dict:
       finite = gaps[np.isfinite(gaps)]
       m, se = score.mean_and_se(finite) if finite.size else (np.nan, np.nan)
       out["gap_closed"][student] = {"of_means": of_means, "per_seed_mean": m, "per_seed_se": se,
-                                    "seeds_defined": int(finite.size)}
+                                    "seeds_defined": int(finite.size),
+                                    "per_seed": [float(g) for g in gaps]}
   return out
 
 

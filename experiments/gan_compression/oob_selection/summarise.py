@@ -12,9 +12,7 @@ import os
 import re
 import sys
 
-import numpy as np
-
-from metanas.compression import score
+from metanas.compression import tabular_experiment
 
 STUDENTS = ("rf1", "rf5", "rf10", "rf20")
 
@@ -26,28 +24,21 @@ def main(root: str) -> None:
     if not m:
       continue
     ds, setting, seed = m.group(1), m.group(2), int(m.group(3))
-    runs[(setting, ds)][seed] = json.load(open(path))["per_seed"][ds][0]
+    with open(path) as f:
+      runs[(setting, ds)][seed] = json.load(f)["per_seed"][ds][0]
   rows, means = [], collections.defaultdict(dict)
   for (setting, ds), per_seed in sorted(runs.items()):
-    gaps = {s: [] for s in STUDENTS}
-    for seed in sorted(per_seed):
-      r = per_seed[seed]
-      for s in STUDENTS:
-        gap = r["teacher"] - r["train"][s]
-        gaps[s].append((r["train+gan"][s] - r["train"][s]) / gap if gap > 1e-3 else np.nan)
-    cells = []
-    for s in STUDENTS:
-      g = np.asarray(gaps[s])
-      g = g[np.isfinite(g)]
-      mean, se = score.mean_and_se(g) if g.size else (np.nan, np.nan)
-      cells.append(f"{mean:.2f} ± {se:.2f}" + ("" if g.size == len(per_seed) else f" ({g.size})"))
-      if s == "rf1":
-        means[setting][ds] = (mean, len(per_seed))
-    per = ", ".join(f"{x:.2f}" for x in gaps["rf1"])
-    train1 = np.mean([per_seed[k]["train"]["rf1"] for k in per_seed])
-    tg1 = np.mean([per_seed[k]["train+gan"]["rf1"] for k in per_seed])
-    rows.append(f"| {setting} | {ds} | {','.join(map(str, sorted(per_seed)))} | {train1:.4f} | "
-                f"{tg1:.4f} | {per} | " + " | ".join(cells) + " |")
+    seeds = sorted(per_seed)
+    summary = tabular_experiment.summarise([per_seed[k] for k in seeds])
+    gaps = summary["gap_closed"]
+    cells = [f"{gaps[s]['per_seed_mean']:.2f} ± {gaps[s]['per_seed_se']:.2f}"
+             + ("" if gaps[s]["seeds_defined"] == len(seeds) else f" ({gaps[s]['seeds_defined']})")
+             for s in STUDENTS]
+    means[setting][ds] = (gaps["rf1"]["per_seed_mean"], len(seeds))
+    per = ", ".join(f"{x:.2f}" for x in gaps["rf1"]["per_seed"])
+    rows.append(f"| {setting} | {ds} | {','.join(map(str, seeds))} | "
+                f"{summary['train']['rf1']['mean']:.4f} | {summary['train+gan']['rf1']['mean']:.4f} | "
+                f"{per} | " + " | ".join(cells) + " |")
   print("| setting | dataset | seeds | train rf1 AUC | train+gan rf1 AUC | rf1 gap per seed | "
         "rf1 | rf5 | rf10 | rf20 |")
   print("|---|---|---|---|---|---|---|---|---|---|")
