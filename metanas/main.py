@@ -17,6 +17,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from metanas import config_lib
+from metanas import metric_writer
 from metanas import parallel
 from metanas import registry
 from metanas.data import npz
@@ -28,9 +29,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def run(config, workdir: str) -> dict:
-  """Validates `config` and runs its method; the entry point shared by CLI, tests and notebooks."""
+  """Validates `config`, writes it to `workdir`/config.json and runs its method; the entry point
+  shared by CLI, tests and notebooks."""
   config_lib.validate(config)
-  return registry.get_run_fn(config.method)(config, workdir)
+  fn = registry.get_run_fn(config.method)
+  if jax.process_index() == 0:
+    metric_writer.write_config(workdir, config)
+  return fn(config, workdir)
 
 
 def _clean(e: BaseException) -> str:

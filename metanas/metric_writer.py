@@ -73,3 +73,12 @@ def write_results(workdir: str, results: Mapping[str, Any], name: str = "results
   with open(path, "w") as f:
     json.dump(_to_python(results), f, indent=2, sort_keys=True)
   return path
+
+
+def write_config(workdir: str, config) -> str:
+  """Writes the run's full config as `config.json` in the workdir (every method, via main.run)."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  with open(path, "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  return path

@@ -31,6 +31,9 @@ def test_smoke_variant_runs_end_to_end(path, tmp_path, data_dir):
   assert os.path.exists(tmp_path / "results.json"), "run() must write results.json"
   with open(tmp_path / "results.json") as f:
     json.load(f)
+  with open(tmp_path / "config.json") as f:  # main.run records the full config of every method.
+    written = json.load(f)
+  assert written["method"] == config.method and written.keys() == config.to_dict().keys()
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.basename(p)[:-3])

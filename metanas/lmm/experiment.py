@@ -22,6 +22,4 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   if config.task not in _TASKS:
     raise ValueError(f"Unknown warped_lmm task {config.task!r}; choose from {sorted(_TASKS)}.")
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
   return importlib.import_module(_TASKS[config.task]).run(config, workdir)

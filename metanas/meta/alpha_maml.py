@@ -233,8 +233,6 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   """All arms over `config.num_seeds` seeds; writes results.json, metrics.jsonl, curves.npz and
   alpha_maml.png in `workdir`."""
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
   structure = None
   if config.problem == "wheat":
     structure = task_clusters.load_wheat(config.data_dir, config.data.wheat_components,

@@ -182,8 +182,6 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
     raise ValueError(f"maml.meta_batch_size={config.maml.meta_batch_size} must be divisible by the "
                      f"{mesh.devices.size} devices; set --config.train.num_devices.")
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
   task, _ = make_task(config, mesh)
   t0 = time.time()
   final, _ = train.train(config.train, workdir, task, mesh)

@@ -182,8 +182,6 @@ def finetune_workdir(config: config_dict.ConfigDict, workdir: str, steps: int,
 def run(config: config_dict.ConfigDict, workdir: str) -> dict:
   """Runs the whole H-Meta-NAS pipeline (module doc) and writes results.json in `workdir`."""
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
   mesh = parallel.make_mesh(config.train.num_devices or None)
   samplers, train_spec, space, val_tasks, test_tasks = _setup(config)
   settings = hmetanas_train.settings_from(config)
