@@ -242,9 +242,13 @@ def test_workdir_cache_reuses_recomputes_on_config_change_and_reads_legacy(tmp_p
   compute = lambda: calls.append(1) or {"w": jnp.arange(3.0)}
   path = str(tmp_path / "c.pkl")
   fp = experiment.fingerprint(cfg, ("seed", "distill"))
-  first = experiment.cached(path, fp, compute, log=logs.append)
-  again = experiment.cached(path, fp, compute, log=logs.append)
+  info1, info2 = {}, {}
+  first = experiment.cached(path, fp, compute, log=logs.append, info=info1)
+  again = experiment.cached(path, fp, compute, log=logs.append, info=info2)
   assert len(calls) == 1 and isinstance(first["w"], np.ndarray)   # stored on the host
+  # The reuse reports the compute time of the run that made the value, not its own read time.
+  assert not info1["reused"] and info2["reused"]
+  assert info2["compute_seconds"] == info1["compute_seconds"] >= 0
   np.testing.assert_array_equal(again["w"], [0.0, 1.0, 2.0])
   cfg.budget_fracs = (0.2, 0.9)   # not a key of this artefact: still reused
   assert experiment.fingerprint(cfg, ("seed", "distill")) == fp
@@ -257,5 +261,8 @@ def test_workdir_cache_reuses_recomputes_on_config_change_and_reads_legacy(tmp_p
   legacy = str(tmp_path / "legacy.pkl")   # a bare pickle from before fingerprints
   with open(legacy, "wb") as f:
     pickle.dump({"w": np.ones(2)}, f)
-  np.testing.assert_array_equal(experiment.cached(legacy, fp, compute, log=logs.append)["w"], 1.0)
+  info3 = {}
+  np.testing.assert_array_equal(
+      experiment.cached(legacy, fp, compute, log=logs.append, info=info3)["w"], 1.0)
   assert len(calls) == 2 and "no config fingerprint" in logs[-1]
+  assert info3 == {"reused": True, "compute_seconds": None}

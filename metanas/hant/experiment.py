@@ -44,26 +44,35 @@ def fingerprint(config, keys) -> str:
   return json.dumps({k: to_plain(config[k]) for k in keys}, sort_keys=True, default=str)
 
 
-def cached(path: str, fp: str, compute, log=_log, what: str = "artefact"):
+def cached(path: str, fp: str, compute, log=_log, what: str = "artefact", info: dict | None = None):
   """`compute()` once per workdir: pickled to `path` with its config fingerprint `fp`.
 
   A cache whose fingerprint differs from `fp` (the config changed) is recomputed and overwritten; a
   legacy cache without a fingerprint (bare pickle from before fingerprints) is reused with a note.
+  `info`, if given, receives "reused" (bool) and "compute_seconds" (the wall time of the compute()
+  that made the value, also when it was made by an earlier run; None for a legacy cache).
   """
+  info = {} if info is None else info
   if os.path.exists(path):
     with open(path, "rb") as f:
       obj = pickle.load(f)
-    if isinstance(obj, dict) and set(obj) == {"fingerprint", "value"}:
+    if isinstance(obj, dict) and {"fingerprint", "value"} <= set(obj) <= {
+        "fingerprint", "value", "seconds"}:
       if obj["fingerprint"] == fp:
         log(f"{what}: reusing {path}")
+        info.update(reused=True, compute_seconds=obj.get("seconds"))
         return obj["value"]
       log(f"{what}: {path} was made with another config; recomputing")
     else:
       log(f"{what}: reusing {path} (no config fingerprint stored)")
+      info.update(reused=True, compute_seconds=None)
       return obj
+  t = time.time()
   value = jax.device_get(compute())
+  seconds = time.time() - t
   with open(path, "wb") as f:
-    pickle.dump({"fingerprint": fp, "value": value}, f)
+    pickle.dump({"fingerprint": fp, "value": value, "seconds": seconds}, f)
+  info.update(reused=False, compute_seconds=seconds)
   return value
 
 
@@ -130,13 +139,19 @@ def run(config, workdir: str) -> dict:
   t1 = time.time()
   names = list(config.candidates) if config.candidates else None
   # Cached like the teacher: a rerun with other budgets / methods skips the distillation.
+  cache_info: dict = {}
   cands = cached(os.path.join(workdir, "candidates.pkl"), fingerprint(config, CANDIDATE_KEYS),
                  lambda: _on_host(acc_lib.prepare_candidates(
                      teacher, data, names, config.distill, jax.random.fold_in(rng, 2), log=_log)),
-                 what="candidates")
+                 what="candidates", info=cache_info)
   sc = cands.scores
   results["candidates_per_layer"] = [len(n) for n in sc["names"]]
-  results["distill_time_s"] = time.time() - t1
+  # The distillation's own wall time, also when this run read it from the cache (then
+  # distill_cache_read_s is this run's time for the step and distill_reused_cache is True).
+  results["distill_reused_cache"] = cache_info["reused"]
+  results["distill_cache_read_s"] = time.time() - t1 if cache_info["reused"] else 0.0
+  cs = cache_info["compute_seconds"]
+  results["distill_time_s"] = float("nan") if cs is None else cs   # None: legacy cache, unknown
   results["distill_loss_first_last"] = {k: [v[0], v[-1]] for k, v in cands.history.items()}
   results["val_teacher_loss"] = sc["teacher_loss"]
   per_layer = []
