@@ -10,7 +10,8 @@ Commands (METANAS_DATA_DIR=../shared/data):
 Switches: --config.darts.enabled=False (skip the DARTS baseline), --config.transfer.enabled=False,
 --config.transfer.name=mnist (transfer target), --config.search.cost_weight=0.01 (expected-MFLOPs
 penalty on pi), --config.memory.enabled=True (add the sweep to any run).
-Variants: `:smoke` (seconds), `:cpu`, `:memory`, `:paper`.
+Variants: `:smoke` (seconds), `:cpu`, `:cpu_long` (`:cpu` with 2000 warm-up steps, 150 search
+steps and 1500-step retrains; ~25 min per search seed on an idle core), `:memory`, `:paper`.
 
 `:cpu` is small because the shared 2-core CPU gives each job a fraction of a core (14x14 images,
 2 cells x 2 nodes, 8 channels, batch 32). Search: 400 warm-up steps that train only the shared
@@ -37,7 +38,7 @@ PAPER_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "ma
 
 
 def get_config(arg: str | None = None) -> config_dict.ConfigDict:
-  variant = config_lib.parse_variant(arg, ("smoke", "cpu", "memory", "paper"))
+  variant = config_lib.parse_variant(arg, ("smoke", "cpu", "cpu_long", "memory", "paper"))
   c = config_dict.ConfigDict()
   c.method = "parsec"
   c.data_dir = config_dict.placeholder(str)
@@ -61,7 +62,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.transfer = dict(enabled=True, name="mnist", num_steps=20)
   c.memory = dict(enabled=False, op_counts=(3, 5, 7, 11), channels=8, num_cells=1, image_size=14,
                   in_channels=1, batch_size=32, repeats=3)
-  if variant == "cpu":
+  if variant in ("cpu", "cpu_long"):
     c.data.num_test = 10_000
     c.search.num_samples = 16
     c.search.warmup_steps = 400
@@ -72,6 +73,11 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.retrain.batch_size = 64
     c.retrain.num_seeds = 3
     c.retrain.num_random = 10
+  if variant == "cpu_long":  # experiments/parsec/long/RULE.md: 5x warm-up, 5x retrain, 150 steps.
+    c.search.warmup_steps = 2000
+    c.train.num_steps = 150
+    c.retrain.num_steps = 1500
+    c.transfer.num_steps = 50
   if variant == "memory":
     c.memory.enabled = True
     c.search.enabled = False

@@ -76,7 +76,19 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--runs", nargs="+", required=True)
   ap.add_argument("--random_median", type=float, default=None)
+  ap.add_argument("--random_runs", nargs="*", default=(),
+                  help="workdirs of random-architecture retrains (random_shard runs); their median "
+                       "replaces --random_median")
   args = ap.parse_args()
+  if args.random_runs:
+    rand = []
+    for d in args.random_runs:
+      with open(os.path.join(d, "summary.json")) as f:
+        rand += json.load(f)["retrain"]["random"]["all"]
+    args.random_median = float(np.median(rand))
+    print(f"{len(rand)} random architectures: median {args.random_median:.4f}, mean "
+          f"{np.mean(rand):.4f} +- {np.std(rand):.4f}, range {min(rand):.4f}-{max(rand):.4f} "
+          f"({', '.join(f'{v:.4f}' for v in rand)})\n")
   rows = [row for d in args.runs for row in load_run(d)]
   rows.sort(key=lambda r: (r["method"] != "parsec", r["seed"] if r["seed"] is not None else -1))
   print("| method | search seed | genotype | final entropy (nats) | final ESS (train) | "
@@ -104,7 +116,8 @@ def main():
     se = np.sqrt(p["sd_across_seeds"] ** 2 / len(p["seed_means"])
                  + d["sd_across_seeds"] ** 2 / len(d["seed_means"]))
     print(f"\nPARSEC - DARTS (means over search seeds): {diff:+.4f}, standard error {se:.4f} "
-          f"(from the sd across search seeds)")
+          f"(from the sd across search seeds); PARSEC at most one standard error below DARTS "
+          f"(rule of experiments/parsec/long/RULE.md): {'yes' if diff >= -se else 'no'}")
   if args.random_median is not None:
     for key, v in summ.items():
       above = np.mean(np.asarray(v["seed_means"]) > args.random_median)

@@ -270,3 +270,15 @@ def test_seed_merge_reads_runs_and_summarises_across_search_seeds(tmp_path):
   np.testing.assert_allclose(s["parsec"]["sd_across_seeds"], np.std([0.71, 0.75], ddof=1))
   np.testing.assert_allclose(s["parsec"]["pooled_mean"], 0.73)
   assert np.isnan(s["darts"]["sd_across_seeds"])
+
+
+def test_cpu_long_variant_changes_only_the_budgets_of_the_long_protocol():
+  """`:cpu_long` = `:cpu` with the settings of experiments/parsec/long/RULE.md, nothing else."""
+  flat = lambda c, p="": ({k2: v2 for k, v in c.items() for k2, v2 in flat(v, f"{p}{k}.").items()}
+                          if hasattr(c, "items") else {p[:-1]: c})
+  cpu = flat(config_lib.load_config("configs/parsec_fashion_mnist.py:cpu").to_dict())
+  long = flat(config_lib.load_config("configs/parsec_fashion_mnist.py:cpu_long").to_dict())
+  diff = {k: (cpu[k], long[k]) for k in cpu if cpu[k] != long[k]}
+  assert cpu.keys() == long.keys()
+  assert diff == {"search.warmup_steps": (400, 2000), "train.num_steps": (50, 150),
+                  "retrain.num_steps": (300, 1500), "transfer.num_steps": (20, 50)}
