@@ -52,7 +52,12 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.finetune = dict(steps=500, batch_size=32, learning_rate=1e-3, alpha=0.7, temperature=2.0)
   c.devices = ("cpu_1t_b1", "cpu_all_b25")
   c.budget_fracs = (0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
+  # Also "ip_fit", "greedy_fit", "random_fit" (the same selections on scores fitted to briefly
+  # fine-tuned random students, metanas/hant/fit_scores.py) and "best_sample" (the best of those).
   c.methods = ("ip", "greedy", "random")
+  # Fitted scores: num_samples random feasible students (budgets uniform in budget_range of the
+  # teacher's predicted latency, devices in turn), each fine-tuned `steps` steps.
+  c.fit = dict(num_samples=64, steps=300, batch_size=64, budget_range=(0.3, 0.9))
   c.width_mults = (0.5,)
   c.latency = dict(repeats=10, num_random_nets=6)
   c.solver_time_limit_s = 10.0
@@ -89,6 +94,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.finetune.batch_size = 16
     c.devices = ("cpu_all_b25",)
     c.budget_fracs = (0.6,)
+    c.methods = ("ip", "greedy", "random", "ip_fit", "best_sample")
+    c.fit = dict(num_samples=4, steps=2, batch_size=16, budget_range=(0.3, 0.9))
     c.width_mults = ()
     c.latency = dict(repeats=2, num_random_nets=1)
     c.solver_benchmark = dict(num_layers=5, num_candidates=10, num_instances=1,

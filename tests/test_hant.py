@@ -266,3 +266,53 @@ def test_workdir_cache_reuses_recomputes_on_config_change_and_reads_legacy(tmp_p
       experiment.cached(legacy, fp, compute, log=logs.append, info=info3)["w"], 1.0)
   assert len(calls) == 2 and "no config fingerprint" in logs[-1]
   assert info3 == {"reused": True, "compute_seconds": None}
+
+
+def test_fitted_scores_recover_a_planted_additive_model_and_samples_are_feasible():
+  from metanas.hant import fit_scores  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  layers, cands = 6, 5
+  teacher_idx = [0] * layers
+  single = [np.concatenate([[0.0], rng.uniform(0.0, 1.0, cands - 1)]) for _ in range(layers)]
+  # Truth: 2 x the single-swap increase, plus a correction that single swaps do not see (the
+  # "receptive-field" candidate 1 hurts far more in combination than alone).
+  delta = [np.zeros(cands) for _ in range(layers)]
+  for d in delta:
+    d[1] = 0.8
+  truth = [2.0 * s + d for s, d in zip(single, delta)]
+  for t in truth:
+    t[0] = 0.0
+  choices = [rng.integers(0, cands, layers) for _ in range(300)]
+  y = np.array([0.3 + sum(truth[l][c] for l, c in enumerate(ch)) for ch in choices])
+  y = y + 0.01 * rng.standard_normal(len(y))
+  fit = fit_scores.fit_additive(choices, y, single, teacher_idx)
+  for t, inc in zip(truth, fit["increase"]):
+    np.testing.assert_allclose(inc, t, atol=0.05)
+  assert abs(fit["intercept"] - 0.3) < 0.05
+  assert fit["loo_rmse"] < 0.03 < fit["loo_rmse_single"]   # the correction is needed and found
+  # Pure single-swap truth: the fit keeps beta * single and the corrections shrink to ~0.
+  y2 = np.array([0.3 + 2.0 * sum(single[l][c] for l, c in enumerate(ch)) for ch in choices])
+  fit2 = fit_scores.fit_additive(choices, y2 + 0.01 * rng.standard_normal(len(y2)), single,
+                                 teacher_idx)
+  assert abs(fit2["beta"] - 2.0) < 0.05
+  # Samples: spread over both devices, every one within its drawn budget.
+  lats = [rng.uniform(0.1, 1.0, cands) for _ in range(layers)]
+  for t in lats:
+    t[0] = 1.0          # the teacher's op is the slowest
+  problems = [(single, lats, 0.5 + layers, 0.5), (single, [2 * t for t in lats], 1 + 2 * layers, 1.0)]
+  samples = fit_scores.sample_selections(problems, 20, (0.3, 0.9), rng)
+  assert {d for _, d, _ in samples} == {0, 1}
+  for ch, d, frac in samples:
+    _, lt, t_ms, fixed = problems[d]
+    assert fixed + sum(lt[l][c] for l, c in enumerate(ch)) <= frac * t_ms + 1e-9
+    assert 0.3 <= frac <= 0.9
+
+
+def test_select_with_fitted_scores_needs_them():
+  arch = network.cnn_arch((4, 8, 8), (1, 1, 1), 8, 1, 10)
+  cands = acc_lib.Candidates([], {"names": [["conv_k3"]] * 3, "loss": [np.zeros(1)] * 3,
+                                  "teacher_loss": 0.0}, {})
+  with pytest.raises(ValueError, match="fitted scores"):
+    acc_lib.selection_problem(arch, cands, None, score_kind="fit")
+  with pytest.raises(ValueError, match="Unknown score_kind"):
+    acc_lib.selection_problem(arch, cands, None, score_kind="magic")

@@ -61,10 +61,23 @@ def prepare_candidates(teacher: Teacher, data: dict, names, distill_cfg, rng: ja
   return Candidates(bank, scores, history)
 
 
-def selection_problem(arch: network.Arch, cands: Candidates, table: hw.LatencyTable):
-  """Per-layer (names, scores, latencies) for the integer program; score = -(val loss increase)."""
+def selection_problem(arch: network.Arch, cands: Candidates, table: hw.LatencyTable,
+                      score_kind: str = "single"):
+  """Per-layer (names, scores, latencies) for the integer program; score = -(val loss increase).
+
+  score_kind: "single" (the paper's: the teacher with only that layer swapped) or "fit" (the
+  increases fitted to fine-tuned random students, `fit_scores`, stored in cands.scores["fit"]).
+  """
   names = cands.scores["names"]
-  scores = [-(np.asarray(l) - cands.scores["teacher_loss"]) for l in cands.scores["loss"]]
+  if score_kind == "single":
+    scores = [-(np.asarray(l) - cands.scores["teacher_loss"]) for l in cands.scores["loss"]]
+  elif score_kind == "fit":
+    if "fit" not in cands.scores:
+      raise ValueError("score_kind='fit' needs fitted scores (cands.scores['fit'], see "
+                       "metanas/hant/fit_scores.py); none were computed.")
+    scores = [-np.asarray(inc) for inc in cands.scores["fit"]]
+  else:
+    raise ValueError(f"Unknown score_kind {score_kind!r}; use 'single' or 'fit'.")
   lats = [np.array([table[latency_tables.layer_key(n, layer)] for n in ns])
           for ns, layer in zip(names, arch.layers)]
   return names, scores, lats
@@ -77,13 +90,14 @@ def fastest_latency(arch, cands, table) -> float:
 
 def select(arch: network.Arch, cands: Candidates, table: hw.LatencyTable, budget_ms: float,
            method: str = "ip", rng: np.random.Generator | None = None, num_random: int = 20,
-           time_limit_s: float = 10.0) -> tuple[tuple, solver.Solution]:
+           time_limit_s: float = 10.0, score_kind: str = "single") -> tuple[tuple, solver.Solution]:
   """Chooses one op per layer for a whole-network latency budget (ms) on `table`'s device.
 
   method: "ip" (CP-SAT), "greedy", or "random" (best summed score of `num_random` feasible draws).
+  score_kind: which scores are added up (see `selection_problem`).
   Raises `solver.InfeasibleBudgetError` (a ValueError) naming the fastest achievable latency.
   """
-  names, scores, lats = selection_problem(arch, cands, table)
+  names, scores, lats = selection_problem(arch, cands, table, score_kind)
   fixed = table["stem_head"]
   fastest = fastest_latency(arch, cands, table)
   if budget_ms < fastest - 1e-9:

@@ -17,6 +17,7 @@ import numpy as np
 from metanas import metric_writer
 from metanas.hant import accelerate as acc_lib
 from metanas.hant import data as data_lib
+from metanas.hant import fit_scores
 from metanas.hant import latency_tables
 from metanas.hant import network
 from metanas.hant import solver
@@ -82,6 +83,39 @@ def _on_host(cands: acc_lib.Candidates) -> acc_lib.Candidates:
 
 TEACHER_KEYS = ("seed", "data", "model", "teacher")
 CANDIDATE_KEYS = TEACHER_KEYS + ("candidates", "distill")
+# The fitted scores also depend on the devices' latency tables (measured once per workdir).
+FIT_KEYS = CANDIDATE_KEYS + ("fit", "finetune", "devices")
+
+
+def _parse_method(m: str) -> tuple[str, str]:
+  """'ip' -> ('ip', 'single'); 'ip_fit' -> ('ip', 'fit'); 'best_sample' -> ('best_sample', 'fit')."""
+  if m == "best_sample":
+    return m, "fit"
+  if m.endswith("_fit"):
+    return m[:-len("_fit")], "fit"
+  return m, "single"
+
+
+def _fit(config, arch, teacher, cands, tables, data, rng) -> dict:
+  """Fitted scores (metanas/hant/fit_scores.py) from fine-tuned random students."""
+  sc, f = cands.scores, config.fit
+  problems = []
+  for dev in config.devices:
+    _, scores, lats = acc_lib.selection_problem(arch, cands, tables[dev])
+    t_ms = tables[dev].predict(latency_tables.network_keys(arch, arch.teacher_ops))
+    problems.append((scores, lats, t_ms, tables[dev]["stem_head"]))
+  samples = fit_scores.sample_selections(problems, f.num_samples, tuple(f.budget_range),
+                                         np.random.default_rng(config.seed + 7))
+  names = sc["names"]
+  ops_list = [tuple(names[l][c] for l, c in enumerate(ch)) for ch, _, _ in samples]
+  ev = fit_scores.evaluate_samples(arch, teacher, cands.bank, ops_list, data, f.steps,
+                                   f.batch_size, config.finetune, jax.random.fold_in(rng, 5),
+                                   log=_log)
+  single = [np.asarray(l) - sc["teacher_loss"] for l in sc["loss"]]
+  teacher_idx = [ns.index(t) for ns, t in zip(names, arch.teacher_ops)]
+  fit = fit_scores.fit_additive([ch for ch, _, _ in samples], ev["val_loss"], single, teacher_idx)
+  return {"ops": ops_list, "sample_device": [config.devices[d] for _, d, _ in samples],
+          "sample_frac": [fr for _, _, fr in samples], **ev, **fit}
 
 
 def _train_net(config, arch, data, rng, writer=None, prefix=""):
@@ -177,6 +211,26 @@ def run(config, workdir: str) -> dict:
   for k in range(config.latency.num_random_nets):
     rand_nets[f"rand{k}"] = tuple(ns[nprng.integers(len(ns))] for ns in sc["names"])
 
+  # 3b. Fitted scores (an extension, metanas/hant/fit_scores.py), if a method asks for them.
+  fit = None
+  if any(_parse_method(m)[1] == "fit" for m in config.methods):
+    fit_info: dict = {}
+    fit = cached(os.path.join(workdir, "fit.pkl"), fingerprint(config, FIT_KEYS),
+                 lambda: _fit(config, arch, teacher, cands, tables, data, rng), what="fit scores",
+                 info=fit_info)
+    sc["fit"] = fit["increase"]
+    results["fit"] = {k: float(fit[k]) for k in ("beta", "intercept", "lambda", "loo_rmse", "train_rmse",
+                                          "loo_rmse_single")}
+    results["fit"].update(num_samples=len(fit["ops"]), time_s=fit_info["compute_seconds"],
+                          sample_seconds_mean=float(np.mean(fit["seconds"])))
+    latency_tables.save_json(os.path.join(workdir, "fit_samples.json"), [
+        {"ops": list(o), "device": d, "frac": fr, "val_loss": float(l), "val_acc": float(a)}
+        for o, d, fr, l, a in zip(fit["ops"], fit["sample_device"], fit["sample_frac"],
+                                  fit["val_loss"], fit["val_acc"])])
+    latency_tables.save_json(os.path.join(workdir, "fit_scores.json"), [
+        dict(zip(ns, map(float, inc))) for ns, inc in zip(sc["names"], fit["increase"])])
+    _log(f"fitted scores: {results['fit']}")
+
   # 4. Per device: budget sweep (IP, greedy, random; each distinct student fine-tuned once), then
   # one timing of every network (students, random nets) for the additive-model check.
   finetuned: dict = {}
@@ -190,10 +244,14 @@ def run(config, workdir: str) -> dict:
       budget = frac * t_pred
       for method in config.methods:
         row = {"device": dev, "frac": frac, "budget_ms": budget, "method": method}
+        base, kind = _parse_method(method)
         try:
-          ops, sol = acc_lib.select(arch, cands, table, budget, method=method,
-                                    rng=np.random.default_rng(config.seed), num_random=20,
-                                    time_limit_s=config.solver_time_limit_s)
+          if base == "best_sample":
+            ops, sol = _best_sample(arch, fit, table, budget)
+          else:
+            ops, sol = acc_lib.select(arch, cands, table, budget, method=base,
+                                      rng=np.random.default_rng(config.seed), num_random=20,
+                                      time_limit_s=config.solver_time_limit_s, score_kind=kind)
         except solver.InfeasibleBudgetError as e:
           row["infeasible"] = str(e)
           sweep.append(row)
@@ -249,6 +307,18 @@ def run(config, workdir: str) -> dict:
   return results
 
 
+def _best_sample(arch, fit, table, budget):
+  """The fit sample with the lowest validation loss (after its short fine-tuning) within budget."""
+  ok = [i for i, ops in enumerate(fit["ops"])
+        if table.predict(latency_tables.network_keys(arch, ops)) <= budget + 1e-9]
+  if not ok:
+    raise solver.InfeasibleBudgetError(
+        f"none of the {len(fit['ops'])} fit samples is within {budget:.4f} ms")
+  i = min(ok, key=lambda i: fit["val_loss"][i])
+  return tuple(fit["ops"][i]), solver.Solution(np.zeros(0, int), -float(fit["val_loss"][i]),
+                                               float("nan"), 0.0, f"BEST_OF_{len(ok)}")
+
+
 def _finetune(config, teacher, cands, ops, data, rng) -> dict:
   from metanas.hant import distill  # pylint: disable=g-import-not-at-top
   arch = teacher.arch
@@ -269,7 +339,11 @@ def _plots(workdir, sweep, fits, results, devices):
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   styles = {"ip": ("o-", "integer program"), "greedy": ("s--", "greedy"),
-            "random": ("^:", "best of 20 random"), "width": ("D-.", "width-scaled teacher")}
+            "random": ("^:", "best of 20 random"), "width": ("D-.", "width-scaled teacher"),
+            "ip_fit": ("o-", "integer program, fitted scores"),
+            "greedy_fit": ("s--", "greedy, fitted scores"),
+            "random_fit": ("^:", "best of 20 random, fitted scores"),
+            "best_sample": ("v-.", "best fit sample")}
   for dev in devices:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for m, (st, label) in styles.items():
