@@ -35,8 +35,9 @@ def sample_selections(problems: list, num: int, budget_range: tuple, rng: np.ran
   """Random feasible selections, spread over devices and budgets.
 
   Args:
-    problems: per device, (scores, latencies, teacher_layer_ms, fixed_ms) with per-layer arrays
-      as in `accelerate.selection_problem`; teacher_layer_ms is the teacher's summed layer latency.
+    problems: per device, (scores, latencies, teacher_ms, fixed_ms) with per-layer arrays as in
+      `accelerate.selection_problem`; teacher_ms is the teacher's predicted whole-network latency
+      (stem/head included), fixed_ms the stem/head part of it.
     num: number of selections.
     budget_range: (lo, hi) fractions of the teacher's whole-network latency.
     rng: NumPy generator.
@@ -107,19 +108,10 @@ def fit_additive(choices: list, y: np.ndarray, single: list, teacher_idx: list,
   base = np.stack([np.ones(m), z], 1)
   a = np.concatenate([base, onehot], 1)
 
-  def ridge(lam):
-    pen = np.diag(np.concatenate([[0.0, 0.0], np.full(len(cols), lam)]))
-    inv = np.linalg.pinv(a.T @ a + pen)
-    w = inv @ a.T @ y
-    hat = np.einsum("ij,jk,ik->i", a, inv, a)
-    loo = (y - a @ w) / np.maximum(1.0 - hat, 1e-9)
-    return w, float(np.sqrt(np.mean(loo ** 2)))
-
-  fits = [(ridge(lam), lam) for lam in lambdas]
+  fits = [(_ridge_loo(a, y, np.concatenate([[0.0, 0.0], np.full(len(cols), lam)])), lam)
+          for lam in lambdas]
   (w, loo), lam = min(fits, key=lambda f: f[0][1])
-  inv0 = np.linalg.pinv(base.T @ base)
-  hat0 = np.einsum("ij,jk,ik->i", base, inv0, base)
-  loo0 = (y - base @ (inv0 @ base.T @ y)) / np.maximum(1.0 - hat0, 1e-9)
+  _, loo0 = _ridge_loo(base, y, np.zeros(2))
   increase = []
   for l, s in enumerate(single):
     inc = w[1] * np.asarray(s, np.float64)
@@ -130,4 +122,13 @@ def fit_additive(choices: list, y: np.ndarray, single: list, teacher_idx: list,
     increase.append(inc)
   return {"increase": increase, "beta": float(w[1]), "intercept": float(w[0]), "lambda": lam,
           "loo_rmse": loo, "train_rmse": float(np.sqrt(np.mean((y - a @ w) ** 2))),
-          "loo_rmse_single": float(np.sqrt(np.mean(loo0 ** 2)))}
+          "loo_rmse_single": loo0}
+
+
+def _ridge_loo(a: np.ndarray, y: np.ndarray, penalty: np.ndarray) -> tuple[np.ndarray, float]:
+  """Weights of min |y - a w|^2 + sum_j penalty_j w_j^2 and their leave-one-out RMSE (closed form)."""
+  inv = np.linalg.pinv(a.T @ a + np.diag(penalty))
+  w = inv @ a.T @ y
+  hat = np.einsum("ij,jk,ik->i", a, inv, a)
+  loo = (y - a @ w) / np.maximum(1.0 - hat, 1e-9)
+  return w, float(np.sqrt(np.mean(loo ** 2)))
