@@ -3,6 +3,7 @@
 import itertools
 import pickle
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +17,7 @@ from metanas.hant import latency_tables
 from metanas.hant import network
 from metanas.hant import ops as ops_lib
 from metanas.hant import solver
+from metanas.hant import training
 from metanas.hardware import latency as hw
 
 NAMES = ("conv_k3", "conv_k1", "dws_k3_d1", "skip")
@@ -216,6 +218,26 @@ def test_accelerate_at_teacher_budget_returns_teacher_and_infeasible_errors(tiny
   with pytest.raises(ValueError, match=f"fastest achievable network takes {fastest:.4f} ms"):
     acc_lib.accelerate(tiny["teacher"], tiny["data"], table, 0.9 * fastest, cands, ft,
                        jax.random.key(0), measure=False)
+
+
+def test_kd_finetune_skips_the_teacher_and_trains_a_student_like_train(tiny):
+  arch, teacher, data = tiny["arch"], tiny["teacher"], tiny["data"]
+  ft = config_dict.ConfigDict(dict(steps=3, batch_size=16, learning_rate=1e-2, alpha=0.5,
+                                   temperature=2.0))
+  same = training.kd_finetune(arch, arch.teacher_ops, teacher.params, teacher.params,
+                              data["x_train"], data["y_train"], ft, jax.random.key(0))
+  assert same is teacher.params
+  ops = ("conv_k1",) + tuple(arch.teacher_ops[1:])
+  student = distill.student_params(tiny["cands"].bank, ops, teacher.params)
+  assert training.kd_finetune(arch, ops, student, teacher.params, data["x_train"],
+                              data["y_train"], ft, jax.random.key(0), steps=0) is student
+  got = training.kd_finetune(arch, ops, student, teacher.params, data["x_train"], data["y_train"],
+                             ft, jax.random.key(0))
+  want, _ = training.train(arch, ops, student, data["x_train"], data["y_train"], 3, 16, 1e-2,
+                           jax.random.key(0), teacher=(arch, arch.teacher_ops, teacher.params),
+                           alpha=0.5, temperature=2.0)
+  chex.assert_trees_all_close(got, want)
+  assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(student)))
 
 
 def test_scores_of_teacher_op_equal_teacher(tiny):

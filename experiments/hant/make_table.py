@@ -1,7 +1,8 @@
 """Prints the markdown tables of experiments/hant.md from a HANT workdir (sweep.json, results.json).
 
 Usage: python experiments/hant/make_table.py /work/runs/hant_cpu2 [remeasured]
-(`remeasured`: the tables from remeasure.py's sweep_remeasured.json / results_remeasured.json).
+(`remeasured`: the tables from remeasure.py's sweep_remeasured.json / results_remeasured.json; a run
+stopped before its end is read from sweep_partial.json / results_partial.json).
 """
 
 import json
@@ -11,7 +12,10 @@ import sys
 
 def main(workdir: str, variant: str = "") -> None:
   suffix = f"_{variant}" if variant else ""
-  with open(os.path.join(workdir, f"results{suffix}.json")) as f:
+  path = os.path.join(workdir, f"results{suffix}.json")
+  if not os.path.exists(path):
+    path = os.path.join(workdir, "results_partial.json")
+  with open(path) as f:
     res = json.load(f)
   path = os.path.join(workdir, f"sweep{suffix}.json")
   if not os.path.exists(path):

@@ -1,13 +1,15 @@
-r"""Re-times every network of a finished HANT sweep on a quiet machine (teacher, every student,
-width-scaled teachers), in one measurement pass per device so all share the same conditions.
+r"""Re-times every network of a HANT sweep on a quiet machine (teacher, every student, width-scaled
+teachers), in one measurement pass per device so all share the same conditions.
 
 Usage: python experiments/hant/remeasure.py WORKDIR [REPEATS] [WIDTHS]
-The network shapes and devices are those of `configs/hant_fashion_mnist.py:cpu` (the sweep's
-ops name the candidates), with the stage widths replaced by WIDTHS (e.g. 16,32,64) when the run
-used `--config.model.widths`. Reads WORKDIR/sweep.json and results.json, writes WORKDIR/sweep_remeasured.json (same rows with
-measured_ms / speedup replaced and the first-pass values kept as measured_ms_first /
-speedup_first) and prints the rows whose speed-up changed; `make_table.py WORKDIR remeasured`
-prints the tables from it.
+The network shapes are those of `configs/hant_fashion_mnist.py:cpu` (the sweep's ops name the
+candidates), with the stage widths replaced by WIDTHS (e.g. 16,32,64) when the run used
+`--config.model.widths`. Reads WORKDIR/sweep.json and results.json, or, for a run that was stopped
+before its end, sweep_partial.json and results_partial.json; the devices are those of the sweep's
+rows. Writes WORKDIR/sweep_remeasured.json (same rows with measured_ms / speedup replaced and the
+first-pass values, where the run had timed them, kept as measured_ms_first / speedup_first) and
+results_remeasured.json, and prints every re-timed row; `make_table.py WORKDIR remeasured` prints
+the tables from them.
 """
 
 import json
@@ -20,39 +22,51 @@ from metanas.hant import experiment  # pylint: disable=g-import-not-at-top,wrong
 from metanas.hant import latency_tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+def read_run(workdir: str) -> tuple[list, dict]:
+  """(sweep rows, results) of a finished run, else of a partial one."""
+  out = []
+  for name in ("sweep", "results"):
+    path = os.path.join(workdir, f"{name}.json")
+    if not os.path.exists(path):
+      path = os.path.join(workdir, f"{name}_partial.json")
+    with open(path) as f:
+      out.append(json.load(f))
+  return out[0], out[1]
+
+
 def main(workdir: str, repeats: int = 20, widths: tuple[int, ...] | None = None) -> None:
-  with open(os.path.join(workdir, "sweep.json")) as f:
-    sweep = json.load(f)
-  with open(os.path.join(workdir, "results.json")) as f:
-    results = json.load(f)
+  sweep, results = read_run(workdir)
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   config = config_lib.load_config(os.path.join(root, "configs", "hant_fashion_mnist.py") + ":cpu")
   if widths:
     config.model.widths = tuple(widths)
   arch = experiment.make_arch(config.model)
-  for dev in config.devices:
-    rows = [r for r in sweep if r["device"] == dev]
+  devices = list(dict.fromkeys(r["device"] for r in sweep if "ops" in r or r["method"] == "width"))
+  for dev in devices:
+    rows = [r for r in sweep if r["device"] == dev and ("ops" in r or r["method"] == "width")]
     nets = {"teacher": tuple(arch.teacher_ops)}
     nets.update({"|".join(r["ops"]): tuple(r["ops"]) for r in rows if "ops" in r})
     measured = latency_tables.measure_networks(arch, nets, dev, repeats=repeats)
-    widths = {}
+    width_ms = {}
     for w in sorted({r["width_mult"] for r in rows if r["method"] == "width"}):
       arch_w = experiment.make_arch(config.model, w)
-      widths[w] = latency_tables.measure_networks(arch_w, {"w": arch_w.teacher_ops}, dev,
-                                                  repeats=repeats)["w"]
+      width_ms[w] = latency_tables.measure_networks(arch_w, {"w": arch_w.teacher_ops}, dev,
+                                                    repeats=repeats)["w"]
     t_ms = measured["teacher"]
-    print(f"{dev}: teacher {results[f'{dev}/teacher_measured_ms']:.3f} -> {t_ms:.3f} ms")
-    results[f"{dev}/teacher_measured_ms_first"] = results[f"{dev}/teacher_measured_ms"]
+    first = results.get(f"{dev}/teacher_measured_ms")
+    print(f"{dev}: teacher {'-' if first is None else f'{first:.3f}'} -> {t_ms:.3f} ms")
+    if first is not None:
+      results[f"{dev}/teacher_measured_ms_first"] = first
     results[f"{dev}/teacher_measured_ms"] = t_ms
     for r in rows:
-      if "measured_ms" not in r:
-        continue
-      r["measured_ms_first"], r["speedup_first"] = r["measured_ms"], r.get("speedup")
-      r["measured_ms"] = widths[r["width_mult"]] if r["method"] == "width" else measured[
+      if "measured_ms" in r:
+        r["measured_ms_first"], r["speedup_first"] = r["measured_ms"], r.get("speedup")
+      r["measured_ms"] = width_ms[r["width_mult"]] if r["method"] == "width" else measured[
           "|".join(r["ops"])]
       r["speedup"] = t_ms / r["measured_ms"]
+      was = r.get("speedup_first")
       print(f"  {r.get('frac', r.get('width_mult'))} {r['method']}: "
-            f"{r['speedup_first']:.2f}x -> {r['speedup']:.2f}x")
+            f"{'-' if was is None else f'{was:.2f}x'} -> {r['speedup']:.2f}x")
   with open(os.path.join(workdir, "sweep_remeasured.json"), "w") as f:
     json.dump(sweep, f, indent=1)
   with open(os.path.join(workdir, "results_remeasured.json"), "w") as f:

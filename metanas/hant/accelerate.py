@@ -146,12 +146,8 @@ def accelerate(teacher: Teacher, data: dict, device: str | hw.LatencyTable, budg
   ops, sol = select(arch, cands, table, budget_ms, method=method)
   params = distill.student_params(cands.bank, ops, teacher.params)
   before = training.evaluate(arch, ops, params, data["x_test"], data["y_test"])
-  if ops != arch.teacher_ops and finetune_cfg.steps > 0:
-    params, _ = training.train(arch, ops, params, data["x_train"], data["y_train"],
-                               finetune_cfg.steps, finetune_cfg.batch_size,
-                               finetune_cfg.learning_rate, rng,
-                               teacher=(arch, arch.teacher_ops, teacher.params),
-                               alpha=finetune_cfg.alpha, temperature=finetune_cfg.temperature)
+  params = training.kd_finetune(arch, ops, params, teacher.params, data["x_train"],
+                                data["y_train"], finetune_cfg, rng)
   after = training.evaluate(arch, ops, params, data["x_test"], data["y_test"])
   measured = None
   if measure:

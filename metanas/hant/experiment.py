@@ -266,6 +266,7 @@ def run(config, workdir: str) -> dict:
                    solve_time_s=sol.solve_time_s, score=sol.score, **finetuned[ops])
         sweep.append(row)
         latency_tables.save_json(os.path.join(workdir, "sweep_partial.json"), sweep)
+        latency_tables.save_json(os.path.join(workdir, "results_partial.json"), results)
         _log(f"{dev} {frac:.2f} {method}: pred {row['predicted_ms']:.3f} ms, acc "
              f"{row['acc_before']:.4f} -> {row['test_acc']:.4f}")
     nets = dict(rand_nets)
@@ -328,12 +329,8 @@ def _finetune(config, teacher, cands, ops, data, rng) -> dict:
   arch = teacher.arch
   params = distill.student_params(cands.bank, ops, teacher.params)
   before = training.evaluate(arch, ops, params, data["x_test"], data["y_test"])["acc"]
-  f = config.finetune
-  if ops != arch.teacher_ops and f.steps > 0:
-    params, _ = training.train(arch, ops, params, data["x_train"], data["y_train"], f.steps,
-                               f.batch_size, f.learning_rate, jax.random.fold_in(rng, 3),
-                               teacher=(arch, arch.teacher_ops, teacher.params), alpha=f.alpha,
-                               temperature=f.temperature)
+  params = training.kd_finetune(arch, ops, params, teacher.params, data["x_train"],
+                                data["y_train"], config.finetune, jax.random.fold_in(rng, 3))
   after = training.evaluate(arch, ops, params, data["x_test"], data["y_test"])["acc"]
   return {"acc_before": before, "test_acc": after}
 

@@ -64,11 +64,9 @@ def evaluate_samples(arch, teacher, bank, ops_list: list, data: dict, steps: int
   for m, ops in enumerate(ops_list):
     t0 = time.time()
     params = distill.student_params(bank, ops, teacher.params)
-    if ops != arch.teacher_ops and steps > 0:
-      params, _ = training.train(arch, ops, params, data["x_train"], data["y_train"], steps,
-                                 batch_size, finetune_cfg.learning_rate, jax.random.fold_in(rng, m),
-                                 teacher=(arch, arch.teacher_ops, teacher.params),
-                                 alpha=finetune_cfg.alpha, temperature=finetune_cfg.temperature)
+    params = training.kd_finetune(arch, ops, params, teacher.params, data["x_train"],
+                                  data["y_train"], finetune_cfg, jax.random.fold_in(rng, m),
+                                  steps=steps, batch_size=batch_size)
     ev = training.evaluate(arch, ops, params, data["x_val"], data["y_val"])
     val_loss.append(ev["loss"])
     val_acc.append(ev["acc"])

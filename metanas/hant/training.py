@@ -23,6 +23,25 @@ def _kd_loss(logits, labels, teacher_logits, alpha, temperature):
   return jnp.mean((1.0 - alpha) * ce + alpha * t * t * kl)
 
 
+def kd_finetune(arch: network.Arch, ops: tuple, params: dict, teacher_params: dict,
+                images: np.ndarray, labels: np.ndarray, cfg, rng: jax.Array,
+                steps: int | None = None, batch_size: int | None = None) -> dict:
+  """Fine-tunes the student `ops` end to end with distillation from the teacher.
+
+  The teacher is `(arch, arch.teacher_ops, teacher_params)`; `cfg` has steps, batch_size,
+  learning_rate, alpha and temperature (`steps` / `batch_size` override the config's). The teacher's
+  own ops, or zero steps, return `params` unchanged.
+  """
+  steps = cfg.steps if steps is None else steps
+  if ops == arch.teacher_ops or steps <= 0:
+    return params
+  params, _ = train(arch, ops, params, images, labels, steps,
+                    cfg.batch_size if batch_size is None else batch_size, cfg.learning_rate, rng,
+                    teacher=(arch, arch.teacher_ops, teacher_params), alpha=cfg.alpha,
+                    temperature=cfg.temperature)
+  return params
+
+
 def train(arch: network.Arch, ops: tuple, params: dict, images: np.ndarray, labels: np.ndarray,
           steps: int, batch_size: int, learning_rate: float, rng: jax.Array,
           teacher: tuple | None = None, alpha: float = 0.0, temperature: float = 1.0,
