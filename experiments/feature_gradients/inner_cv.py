@@ -11,7 +11,12 @@ tuned on the test numbers of experiments/feature_gradients.md.
       allaml '[{}, {"optimizer": "normalized_sgd", "learning_rate": 0.1, "batch_size": 0}]' 5 3
 
 Arguments: dataset, a list of overrides of the :cpu N << D setting (order 2, w = 0.3, Adam lr
-0.003, clip 1, 100 epochs, batch 16), number of outer seeds, number of inner folds.
+0.003, clip 1, 100 epochs, batch 16), number of outer seeds, number of inner folds, and optionally
+a comma-separated list of reference rankings (default f_classif; any baseline of
+`feature_gradients_experiment.rank_scores`, or "all" for the classifier on every feature):
+
+  PYTHONPATH=. METANAS_DATA_DIR=../shared/data python experiments/feature_gradients/inner_cv.py \
+      arcene '[]' 3 3 f_classif,mutual_info,all
 """
 
 import ast
@@ -44,12 +49,19 @@ def topk_accuracy(score, a, b, ya, yb, seed):
   return [E.accuracy("svm_rbf", a[:, order[:k]], ya, b[:, order[:k]], yb, seed) for k in KS]
 
 
-def main(dataset, variants, num_seeds, folds):
+def main(dataset, variants, num_seeds, folds, references=("f_classif",)):
   x, y = E.load_dataset(dataset, None)
   splits = list(inner_splits(x, y, num_seeds, folds))
-  ref = np.mean([topk_accuracy(E.rank_scores("f_classif", a, ya, s), a, b, ya, yb, s)
-                 for a, b, ya, yb, s in splits], 0)
-  print(dataset, "f_classif", ref.round(3), "mean", ref.mean().round(3), flush=True)
+  for name in references:
+    t0 = time.time()
+    if name == "all":
+      ref = np.mean([E.accuracy("svm_rbf", a, ya, b, yb, s) for a, b, ya, yb, s in splits])
+      print(dataset, "all features", ref.round(3), f"{time.time() - t0:.0f}s", flush=True)
+      continue
+    ref = np.mean([topk_accuracy(E.rank_scores(name, a, ya, s), a, b, ya, yb, s)
+                   for a, b, ya, yb, s in splits], 0)
+    print(dataset, name, ref.round(3), "mean", ref.mean().round(3), f"{time.time() - t0:.0f}s",
+          flush=True)
   for v in variants:
     hp = fg.Hparams(**{**BASE, **v})
     t0 = time.time()
@@ -63,4 +75,5 @@ def main(dataset, variants, num_seeds, folds):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], ast.literal_eval(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+  main(sys.argv[1], ast.literal_eval(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+       tuple(sys.argv[5].split(",")) if len(sys.argv) > 5 else ("f_classif",))
