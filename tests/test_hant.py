@@ -255,6 +255,11 @@ def test_measured_table_and_additive_model(tiny):
   assert set(table.entries) >= {"stem_head", latency_tables.layer_key("skip", arch.layers[0])}
   fit = latency_tables.additive_fit([1.0, 2.0, 3.0], [1.1, 1.9, 3.3])
   assert 0 < fit["mape"] < 0.1 and fit["pearson_r"] > 0.9
+  nets = {"teacher": arch.teacher_ops, "skip0": ("skip",) + tuple(arch.teacher_ops[1:])}
+  ms = latency_tables.measure_networks(arch, nets, "cpu_1t_b1", repeats=3, reduce="min", rounds=3)
+  assert set(ms) == set(nets) and all(v > 0 for v in ms.values())
+  with pytest.raises(ValueError, match="reduce"):
+    latency_tables.measure_networks(arch, nets, "cpu_1t_b1", reduce="mean")
 
 
 def test_workdir_cache_reuses_recomputes_on_config_change_and_reads_legacy(tmp_path):

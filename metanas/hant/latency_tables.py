@@ -107,11 +107,17 @@ def network_keys(arch: network.Arch, ops: tuple) -> list:
 
 
 def measure_networks(arch: network.Arch, selections: dict, device_name: str,
-                     repeats: int = 10) -> dict:
-  """Measured whole-network latency (ms) of each {key: ops tuple} on the device."""
+                     repeats: int = 10, reduce: str = "median", rounds: int = 1) -> dict:
+  """Measured whole-network latency (ms) of each {key: ops tuple} on the device.
+
+  By default the median of `repeats` back-to-back calls per network; `reduce="min"` with
+  `rounds=repeats` instead interleaves the networks (one call of each per round) and keeps each
+  one's fastest call, which is less disturbed by bursts of load (`hw.measure_in_subprocess`).
+  """
   specs = [{"kind": "net", "arch": arch_to_json(arch), "ops": list(ops), "key": key}
            for key, ops in selections.items()]
-  return hw.measure_in_subprocess(BUILDER, specs, hw.get_device(device_name), repeats=repeats)
+  return hw.measure_in_subprocess(BUILDER, specs, hw.get_device(device_name), repeats=repeats,
+                                  reduce=reduce, rounds=rounds)
 
 
 def additive_fit(predicted, measured) -> dict:
