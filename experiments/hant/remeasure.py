@@ -26,30 +26,21 @@ from metanas.hant import experiment  # pylint: disable=g-import-not-at-top,wrong
 from metanas.hant import latency_tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def read_run(workdir: str) -> tuple[list, dict]:
-  """(sweep rows, results) of a finished run, else of a partial one."""
-  out = []
-  for name in ("sweep", "results"):
-    path = os.path.join(workdir, f"{name}.json")
-    if not os.path.exists(path):
-      path = os.path.join(workdir, f"{name}_partial.json")
-    with open(path) as f:
-      out.append(json.load(f))
-  return out[0], out[1]
-
-
 def main(workdir: str, repeats: int = 20, widths: tuple[int, ...] | None = None,
          reduce: str = "median") -> None:
   timing = dict(repeats=repeats, reduce=reduce, rounds=repeats if reduce == "min" else 1)
-  sweep, results = read_run(workdir)
+  with open(experiment.run_file(workdir, "sweep")) as f:
+    sweep = json.load(f)
+  with open(experiment.run_file(workdir, "results")) as f:
+    results = json.load(f)
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   config = config_lib.load_config(os.path.join(root, "configs", "hant_fashion_mnist.py") + ":cpu")
   if widths:
     config.model.widths = tuple(widths)
   arch = experiment.make_arch(config.model)
-  devices = list(dict.fromkeys(r["device"] for r in sweep if "ops" in r or r["method"] == "width"))
-  for dev in devices:
-    rows = [r for r in sweep if r["device"] == dev and ("ops" in r or r["method"] == "width")]
+  timed = [r for r in sweep if "ops" in r or r["method"] == "width"]  # not the infeasible rows
+  for dev in dict.fromkeys(r["device"] for r in timed):
+    rows = [r for r in timed if r["device"] == dev]
     nets = {"teacher": tuple(arch.teacher_ops)}
     nets.update({"|".join(r["ops"]): tuple(r["ops"]) for r in rows if "ops" in r})
     measured = latency_tables.measure_networks(arch, nets, dev, **timing)

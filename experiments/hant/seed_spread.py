@@ -38,10 +38,9 @@ def _load_cached(workdir, name, config, keys):
 def main(workdir: str, device: str, frac: float, seeds: tuple[int, ...]) -> list[dict]:
   with open(os.path.join(workdir, "config.json")) as f:
     config = config_dict.ConfigDict(json.load(f))
-  path = os.path.join(workdir, "sweep.json")
-  if not os.path.exists(path):
-    path = os.path.join(workdir, "sweep_partial.json")
-  with open(path) as f:
+  if config.seed in seeds:
+    raise ValueError(f"seed {config.seed} is the run's own seed; its row is already included")
+  with open(experiment.run_file(workdir, "sweep")) as f:
     sweep = json.load(f)
   rows = [r for r in sweep if r["device"] == device and abs(r.get("frac", -1) - frac) < 1e-9
           and "ops" in r]
@@ -57,8 +56,6 @@ def main(workdir: str, device: str, frac: float, seeds: tuple[int, ...]) -> list
     ops = tuple(r["ops"])
     accs = {config.seed: r["test_acc"]}
     for s in seeds:
-      if s == config.seed:
-        raise ValueError(f"seed {s} is the run's own seed; its row is already included")
       params = distill.student_params(cands.bank, ops, teacher.params)
       params = training.kd_finetune(arch, ops, params, teacher.params, data["x_train"],
                                     data["y_train"], config.finetune,

@@ -77,6 +77,13 @@ def cached(path: str, fp: str, compute, log=_log, what: str = "artefact", info: 
   return value
 
 
+def run_file(workdir: str, name: str) -> str:
+  """Path of a run's `name`.json (e.g. "sweep", "results"), or of the `name`_partial.json that
+  `run` keeps up to date while it runs, when the run was stopped before its end."""
+  path = os.path.join(workdir, f"{name}.json")
+  return path if os.path.exists(path) else os.path.join(workdir, f"{name}_partial.json")
+
+
 def _on_host(cands: acc_lib.Candidates) -> acc_lib.Candidates:
   return dataclasses.replace(cands, bank=jax.device_get(cands.bank))
 
