@@ -57,8 +57,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # warm_start: "nn" = best pipelines of the nearest training datasets in meta-features (paper),
   # "rank" = the best-average-rank portfolio's first num_warm pipelines; "rank" was chosen among
   # 10 late-search variants on training datasets only (experiments/pmf_automl/select_late.py).
+  # acquisition: "ei" (the paper) or "thompson" (one joint posterior draw per step; the PMF arms
+  # are then run once per random repeat; experiments/pmf_automl.md, fourth round).
   c.search = dict(num_evals=50, num_warm=5, warm_start="rank", xi=0.0, column_noise=(0.01,),
-                  lengthscale_grid=(), explore_below=0.0, fallback="variance",
+                  lengthscale_grid=(), explore_below=0.0, fallback="variance", acquisition="ei",
                   random_repeats=10, report_at=(1, 5, 10, 25, 50), num_reveal=10)
   if variant == "smoke":
     c.sparsities = (1.0,)  # The sparse (observed-rows) path runs end to end in the `:paper` test.

@@ -20,7 +20,8 @@ from metanas.automl import evaluation
 from metanas.automl import pmf
 
 # One compiled BO loop for all tests (tracing `lax.scan` eagerly recompiles on every call).
-_bo_search = jax.jit(bayesopt.bo_search, static_argnames=("num_evals", "fallback"))
+_bo_search = jax.jit(bayesopt.bo_search,
+                     static_argnames=("num_evals", "fallback", "acquisition_fn"))
 
 _CONFIG = os.path.join(os.path.dirname(__file__), os.pardir, "configs", "pmf_automl.py")
 
@@ -556,10 +557,11 @@ def test_smoke_config_end_to_end(data_dir, tmp_path):
   _check_results(str(tmp_path), results, 10)
 
 
-def test_smoke_config_with_an_ensemble_of_fits(data_dir, tmp_path):
+def test_smoke_config_with_an_ensemble_of_fits_and_thompson_sampling(data_dir, tmp_path):
   config = _get_config("smoke")
   config.data_dir = data_dir
   config.pmf.num_fits = 2
+  config.search.acquisition = "thompson"
   results = main.run(config, str(tmp_path))
   _check_results(str(tmp_path), results, 10)
   entry = results["by_sparsity"]["keep_100pct"]
@@ -609,3 +611,77 @@ def test_config_variants_and_errors():
     assert _get_config(arg).method == "pmf_automl"
   with pytest.raises(ValueError, match="Unknown config variant"):
     _get_config("huge")
+
+
+def test_thompson_draws_follow_the_predictive_that_ei_uses():
+  """Joint posterior = gp_posterior on its diagonal; many Thompson draws have the predictive's
+  mean and variance (training kernel and column refit), and the draws are correlated."""
+  rng = np.random.default_rng(11)
+  n = 12
+  params = _random_params(rng, n, 2)
+  obs_idx = jnp.asarray([1, 4, 7, 0], jnp.int32)
+  obs_mask = jnp.asarray([1.0, 1.0, 1.0, 0.0])  # One empty slot.
+  z = jnp.asarray([0.5, -1.0, 0.8, 0.0])
+  mean, var = bayesopt.gp_posterior(params, obs_idx, z, obs_mask)
+  jmean, cov = bayesopt.joint_posterior(params, obs_idx, z, obs_mask)
+  np.testing.assert_allclose(jmean, mean, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.diag(cov), var, rtol=1e-3, atol=1e-5)
+  grid = jnp.asarray([1e-2, 1e-1], jnp.float32)
+  keys = jax.random.split(jax.random.key(0), 20000)
+  for noise, (m, v) in ((None, (mean, var)),
+                        (grid, bayesopt.column_posterior(params, obs_idx, z, obs_mask, grid))):
+    draws = np.asarray(jax.vmap(lambda k: bayesopt.thompson_sample(
+        k, params, obs_idx, z, obs_mask, noise))(keys), np.float64)
+    sd = np.sqrt(np.asarray(v, np.float64))
+    np.testing.assert_allclose(draws.mean(0), m, atol=0.05 * sd.max() + 1e-3)
+    np.testing.assert_allclose(draws.std(0), sd, rtol=0.05, atol=3e-3)
+  # Joint, not independent: neighbouring unobserved pipelines are correlated in the draws.
+  free = [i for i in range(n) if i not in (1, 4, 7)]
+  corr = np.corrcoef(draws[:, free].T)
+  dense = np.asarray(cov)[np.ix_(free, free)]
+  want = dense / np.sqrt(np.outer(np.diag(dense), np.diag(dense)))
+  assert np.max(np.abs(want - np.eye(len(free)))) > 0.3  # The kernel correlates some of them.
+  # With the refit's nugget the lookups' correlation shrinks but keeps its sign.
+  big = np.abs(want) > 0.3
+  np.fill_diagonal(big, False)
+  assert np.all(np.sign(corr[big]) == np.sign(want[big]))
+
+
+def test_thompson_bo_never_repeats_is_seeded_and_reaches_the_optimum():
+  g, params = _grid_params()
+  n = g.shape[0]
+  y = jnp.asarray(np.sum((g - np.asarray([1.0, -1.0])) ** 2, axis=1), jnp.float32)
+  available = np.ones(n, bool)
+  available[[6, 18]] = False
+  args = (params, y, jnp.asarray(available), jnp.asarray([0, 12], jnp.int32), jnp.asarray(2))
+  grid = jnp.asarray([0.01], jnp.float32)
+  run = lambda seed, **kw: _bo_search(*args, num_evals=n - 2, column_noise=grid,
+                                      acquisition_fn="thompson", key=jax.random.key(seed), **kw)
+  chosen, best = run(0)
+  again, _ = run(0)
+  other, _ = run(1)
+  np.testing.assert_array_equal(chosen, again)
+  assert not np.array_equal(np.asarray(chosen), np.asarray(other))
+  for c in (chosen, other):
+    c = np.asarray(c).tolist()
+    assert len(set(c)) == n - 2 and not set(c) & {6, 18} and c[:2] == [0, 12]
+  np.testing.assert_allclose(best, np.minimum.accumulate(np.asarray(y)[np.asarray(chosen)]))
+  # On this smooth bowl the draws concentrate near the minimum: found within a few steps.
+  firsts = []
+  for seed in range(5):
+    _, b = run(seed)
+    firsts.append(int(np.argmax(np.asarray(b) <= float(np.min(y)))) + 1)
+  assert np.median(firsts) <= 8, firsts
+  # An ensemble of identical members draws exactly what one member draws.
+  stacked, _ = _bo_search(pmf.stack_params([params, params]), *args[1:], num_evals=8,
+                          column_noise=grid, acquisition_fn="thompson", key=jax.random.key(3))
+  single, _ = _bo_search(*args, num_evals=8, column_noise=grid, acquisition_fn="thompson",
+                         key=jax.random.key(3))
+  np.testing.assert_array_equal(stacked, single)
+  with pytest.raises(ValueError, match="PRNG key"):
+    bayesopt.bo_search(*args, num_evals=4, acquisition_fn="thompson")
+  with pytest.raises(ValueError, match="explore_below"):
+    bayesopt.bo_search(*args, num_evals=4, acquisition_fn="thompson", explore_below=0.1,
+                       key=jax.random.key(0))
+  with pytest.raises(ValueError, match="acquisition_fn"):
+    bayesopt.bo_search(*args, num_evals=4, acquisition_fn="ucb")

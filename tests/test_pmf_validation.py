@@ -58,13 +58,15 @@ def test_simulate_fold_smoke_on_a_low_rank_matrix():
   errors, features, pmf_config = _low_rank_problem(0, 12, d, num_steps=5)
   search = config_dict.ConfigDict(dict(num_evals=6, num_warm=2, random_repeats=2))
   variants = {"paper": {"xi": 0.0, "column_noise": None},
-              "refit": {"xi": 0.0, "column_noise": (0.01, 0.1)}}
+              "refit": {"xi": 0.0, "column_noise": (0.01, 0.1)},
+              "thompson": {"column_noise": (0.01, 0.1), "acquisition": "thompson"}}
   val = np.array([1, 5, 9])
   fit = np.setdiff1d(np.arange(d), val)
   out = validation.simulate_fold(errors, features, fit, val, 0.5, variants, pmf_config, search,
                                  seed=0)
   np.testing.assert_allclose(out["optimum"], errors[:, val].min(axis=0))
-  for arm in ("paper", "refit", "random_x2", "random_x4"):
+  np.testing.assert_array_equal(out["refit"][0], out["refit"][1])  # EI: deterministic.
+  for arm in ("paper", "refit", "thompson", "random_x2", "random_x4"):
     assert out[arm].shape == (2, 3, 6)
     assert np.all(np.diff(out[arm], axis=-1) <= 0)  # Best so far never gets worse.
     assert np.all(out[arm] >= out["optimum"][None, :, None] - 1e-6)

@@ -11,7 +11,8 @@ variant. Variants: the current default (column refit, nugget 0.01), the paper's 
 lengthscale factor, EI with a fallback (largest predictive variance, or lowest predictive mean)
 once the largest EI falls below a threshold, warm-start size / type; and groups with their own
 fits, each searched with the current default: the default alone ("default"), ensembles of 3 or
-5 fits ("ens3", "ens5"), GP-LVM latent dimension Q and training length ("q5", ...).
+5 fits ("ens3", "ens5"), GP-LVM latent dimension Q and training length ("q5", ...); and "ts",
+the default with Thompson sampling in place of EI (fourth round).
 
 Selection rule (fixed before running): among the variants whose pooled mean regret AND six-arm
 average rank are better than every baseline's at both 25 and 50 evaluations, the one with the
@@ -60,6 +61,8 @@ GROUPS = {
     "q20": ({"num_latent": 20}, {"q20_rankwarm5": DEFAULT_SEARCH}),
     "steps500": ({"num_steps": 500}, {"steps500_rankwarm5": DEFAULT_SEARCH}),
     "steps3000": ({"num_steps": 3000}, {"steps3000_rankwarm5": DEFAULT_SEARCH}),
+    # Fourth round: Thompson sampling instead of EI, same fit as "default" (selection_thompson/).
+    "ts": ({}, {"ts_rankwarm5": {**DEFAULT_SEARCH, "acquisition": "thompson"}}),
 }
 
 

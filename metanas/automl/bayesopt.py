@@ -4,6 +4,8 @@ A new dataset is a new column of the matrix: with the GP-LVM's latents X and ker
 entries are a GP over X. After each evaluation (a lookup in the held-out column) the posterior is
 updated and the next pipeline maximises expected improvement (EI) among those not yet evaluated.
 The first evaluations come from a warm start (meta-feature nearest neighbours or a portfolio).
+Option: Thompson sampling instead of EI (`acquisition_fn="thompson"`): the unevaluated pipeline
+that is best in one joint draw from the same predictive.
 
 Performances are errors, so lower is better and EI is for minimisation. Observations of the new
 column are standardised with their own running mean/std (the training columns were standardised
@@ -227,13 +229,76 @@ def acquisition(params: pmf.Params, obs_idx: jax.Array, z: jax.Array, obs_mask: 
   return (*_mixture(means, variances), jnp.mean(ei, axis=0))
 
 
+def joint_posterior(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
+                    obs_mask: jax.Array, noise: jax.Array | None = None
+                    ) -> tuple[jax.Array, jax.Array]:
+  """`gp_posterior` with the full posterior covariance of f at all pipelines.
+
+  Returns:
+    (mean [N], covariance [N, N]) = (K_*o A^-1 y_o, K_** - K_*o A^-1 K_o*), A = K_oo + sigma^2 I.
+    O(N^2 T + N^3) memory/time in the caller's sampling: meant for matrices with a few thousand
+    pipelines at most (OBOE: 219), not the paper's 42k.
+  """
+  latents = params["latents"]
+  x_obs = latents[obs_idx]
+  if noise is None:
+    noise = pmf.noise_variance(params)
+  cov_oo = pmf.rbf_ard(params, x_obs, x_obs) + noise * jnp.eye(x_obs.shape[0])
+  outer = obs_mask[:, None] * obs_mask[None, :]
+  cov_oo = outer * cov_oo + jnp.diag(1.0 - obs_mask)
+  cross = pmf.rbf_ard(params, latents, x_obs) * obs_mask[None, :]
+  chol = jnp.linalg.cholesky(cov_oo)
+  mean = cross @ jax.scipy.linalg.cho_solve((chol, True), obs_mask * obs_y)
+  v = jax.scipy.linalg.solve_triangular(chol, cross.T, lower=True)  # [T, N]
+  return mean, pmf.rbf_ard(params, latents, latents) - v.T @ v
+
+
+def thompson_sample(key: jax.Array, params: pmf.Params, obs_idx: jax.Array, z: jax.Array,
+                    obs_mask: jax.Array, column_noise: jax.Array | None = None,
+                    lengthscale_grid: jax.Array | None = None) -> jax.Array:
+  """One joint draw of the column at all pipelines from the predictive that EI uses.
+
+  Without `column_noise`: a draw of the noise-free f | observations (training kernel). With it:
+  a draw of the lookups y = sqrt(a) (f + eps) after the column refit (`column_posterior`'s model:
+  f from the refitted GP, plus an independent N(0, g) deviation per pipeline, all scaled by a).
+  For an ensemble (latents [E, N, Q]) a member is drawn uniformly first, i.e. a draw from the
+  equal-weight mixture that `acquisition` uses.
+
+  Returns:
+    [N] sampled standardised values (lower = better).
+  """
+  k_member, k_draw, k_eps = jax.random.split(key, 3)
+  if pmf.is_ensemble(params):
+    m = jax.random.randint(k_member, (), 0, params["latents"].shape[0])
+    params = jax.tree.map(lambda a: a[m], params)
+  n = params["latents"].shape[0]
+  if column_noise is None:
+    mean, cov = joint_posterior(params, obs_idx, z, obs_mask)
+    scale, nugget = jnp.ones(()), jnp.zeros(())
+  else:
+    scale, nugget, factor = column_fit(params, obs_idx, z, obs_mask, column_noise,
+                                       lengthscale_grid)
+    mean, cov = joint_posterior(_scaled_lengthscales(params, factor), obs_idx, z, obs_mask,
+                                nugget)
+  # Jitter relative to the prior variance: the posterior covariance is rank-deficient at the
+  # observed pipelines (and numerically slightly indefinite in float32).
+  jitter = 1e-5 * jnp.exp(2.0 * params["log_signal"]) + _JITTER
+  chol = jnp.linalg.cholesky(cov + jitter * jnp.eye(n))
+  # Mean plus sqrt(a) (posterior deviation of f + the pipeline's own deviation eps).
+  dev = chol @ jax.random.normal(k_draw, (n,), mean.dtype)
+  eps = jnp.sqrt(nugget) * jax.random.normal(k_eps, (n,), mean.dtype)
+  return mean + jnp.sqrt(scale) * (dev + eps)
+
+
 FALLBACKS = ("variance", "mean")
+ACQUISITIONS = ("ei", "thompson")
 
 
 def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start: jax.Array,
               num_warm: jax.Array, num_evals: int, xi: float = 0.0,
               column_noise: jax.Array | None = None, lengthscale_grid: jax.Array | None = None,
-              explore_below: float = 0.0, fallback: str = "variance"
+              explore_below: float = 0.0, fallback: str = "variance",
+              acquisition_fn: str = "ei", key: jax.Array | None = None
               ) -> tuple[jax.Array, jax.Array]:
   """Warm start, then EI-driven BO on one new dataset, evaluating one pipeline per iteration.
 
@@ -257,6 +322,10 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
       `fallback` instead; 0 = always EI.
     fallback: "variance" = the candidate with the largest predictive variance (exploration);
       "mean" = the lowest predictive mean (exploitation).
+    acquisition_fn: "ei" (the paper) or "thompson": Thompson sampling, i.e. the candidate with
+      the lowest value in one joint draw from the same predictive (`thompson_sample`, O(N^3) per
+      step); `explore_below` must then be 0.
+    key: PRNG key of the Thompson draws (step t uses fold_in(key, t)); unused by EI.
 
   Returns:
     (chosen [T] pipeline indices in evaluation order, best_so_far [T] lowest error found).
@@ -265,6 +334,13 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
   """
   if fallback not in FALLBACKS:
     raise ValueError(f"fallback={fallback!r}; use one of {FALLBACKS}.")
+  if acquisition_fn not in ACQUISITIONS:
+    raise ValueError(f"acquisition_fn={acquisition_fn!r}; use one of {ACQUISITIONS}.")
+  thompson = acquisition_fn == "thompson"
+  if thompson and isinstance(explore_below, (int, float)) and explore_below > 0:
+    raise ValueError("explore_below is an EI fallback; it must be 0 with Thompson sampling.")
+  if thompson and key is None:
+    raise ValueError("Thompson sampling needs a PRNG key.")
   n = y.shape[0]
   w = warm_start.shape[0]
 
@@ -272,12 +348,17 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
     obs_idx, obs_y, obs_mask, evaluated = carry
     z = _standardise(obs_y, obs_mask)
     best = jnp.min(jnp.where(obs_mask > 0, z, jnp.inf))
-    mean, var, ei = acquisition(params, obs_idx, z, obs_mask, best, xi, column_noise,
-                                lengthscale_grid)
     candidate = ~evaluated & available
-    ei = jnp.where(candidate, ei, -jnp.inf)
-    alt = jnp.where(candidate, var if fallback == "variance" else -mean, -jnp.inf)
-    bo_pick = jnp.where(jnp.max(ei) < explore_below, jnp.argmax(alt), jnp.argmax(ei))
+    if thompson:
+      draw = thompson_sample(jax.random.fold_in(key, t), params, obs_idx, z, obs_mask,
+                             column_noise, lengthscale_grid)
+      bo_pick = jnp.argmin(jnp.where(candidate, draw, jnp.inf))  # explore_below: unused.
+    else:
+      mean, var, ei = acquisition(params, obs_idx, z, obs_mask, best, xi, column_noise,
+                                  lengthscale_grid)
+      ei = jnp.where(candidate, ei, -jnp.inf)
+      alt = jnp.where(candidate, var if fallback == "variance" else -mean, -jnp.inf)
+      bo_pick = jnp.where(jnp.max(ei) < explore_below, jnp.argmax(alt), jnp.argmax(ei))
     pick = jnp.where(t < num_warm, warm_start[jnp.minimum(t, w - 1)], bo_pick)
     obs_idx = obs_idx.at[t].set(pick)
     obs_y = obs_y.at[t].set(y[pick])
@@ -292,12 +373,13 @@ def bo_search(params: pmf.Params, y: jax.Array, available: jax.Array, warm_start
   return chosen, best_so_far
 
 
-@functools.partial(jax.jit, static_argnames=("num_evals", "fallback"))
+@functools.partial(jax.jit, static_argnames=("num_evals", "fallback", "acquisition_fn"))
 def bo_search_batch(params: pmf.Params, y: jax.Array, available: jax.Array,
                     warm_start: jax.Array, num_warm: jax.Array, num_evals: int,
                     xi: float = 0.0, column_noise: jax.Array | None = None,
                     lengthscale_grid: jax.Array | None = None, explore_below: float = 0.0,
-                    fallback: str = "variance") -> tuple[jax.Array, jax.Array]:
+                    fallback: str = "variance", acquisition_fn: str = "ei",
+                    key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """`bo_search` mapped over test datasets.
 
   Uses `lax.map` rather than `vmap`: batched triangular solves with matrix right-hand sides are
@@ -308,15 +390,23 @@ def bo_search_batch(params: pmf.Params, y: jax.Array, available: jax.Array,
     y: [D_test, N] held-out columns (one row per test dataset); available: [D_test, N] bool.
     warm_start: [D_test, W] warm-start indices; num_warm: [D_test] ints.
     num_evals: T.
-    xi, column_noise, lengthscale_grid, explore_below, fallback: as in `bo_search`.
+    xi, column_noise, lengthscale_grid, explore_below, fallback, acquisition_fn: as in
+      `bo_search`.
+    key: PRNG key for Thompson sampling (dataset i uses fold_in(key, i)); unused by EI.
 
   Returns:
     (chosen [D_test, T], best_so_far [D_test, T]).
   """
-  one = lambda a: bo_search(params, *a, num_evals=num_evals, xi=xi, column_noise=column_noise,
-                            lengthscale_grid=lengthscale_grid, explore_below=explore_below,
-                            fallback=fallback)
-  return jax.lax.map(one, (y, available, warm_start, num_warm))
+  if key is None:
+    key = jax.random.key(0)  # Unused by EI; bo_search checks that Thompson gets a real key.
+    if acquisition_fn == "thompson":
+      raise ValueError("Thompson sampling needs a PRNG key.")
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(y.shape[0]))
+  one = lambda a: bo_search(params, *a[:4], num_evals=num_evals, xi=xi,
+                            column_noise=column_noise, lengthscale_grid=lengthscale_grid,
+                            explore_below=explore_below, fallback=fallback,
+                            acquisition_fn=acquisition_fn, key=a[4])
+  return jax.lax.map(one, (y, available, warm_start, num_warm, keys))
 
 
 @jax.jit

@@ -128,11 +128,20 @@ def run_arms(params: pmf.Params, train_values: np.ndarray, train_mask: np.ndarra
              (other, other_warm, noise, ls_grid, late)]
   if noise is not None or search.explore_below > 0:
     bo_arms.append(("pmf_ei_paper", nn_warm, None, None, paper))
+  acq = search.get("acquisition", "ei")
   out = {}
   for name, warm, arm_noise, arm_ls, arm_late in bo_arms:
-    _, best = bayesopt.bo_search_batch(params, y_dev, av_dev, jnp.asarray(warm, jnp.int32),
-                                       num_warm, t, search.xi, arm_noise, arm_ls, **arm_late)
-    out[name] = np.repeat(np.asarray(best, np.float64)[None], r, axis=0)
+    arm_acq = "ei" if name == "pmf_ei_paper" else acq
+    if arm_acq == "ei":  # Deterministic: one search, repeated like the random arms.
+      _, best = bayesopt.bo_search_batch(params, y_dev, av_dev, jnp.asarray(warm, jnp.int32),
+                                         num_warm, t, search.xi, arm_noise, arm_ls, **arm_late)
+      out[name] = np.repeat(np.asarray(best, np.float64)[None], r, axis=0)
+    else:  # Thompson sampling: one search per repeat, as the random arms.
+      keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), r)
+      out[name] = np.stack([np.asarray(bayesopt.bo_search_batch(
+          params, y_dev, av_dev, jnp.asarray(warm, jnp.int32), num_warm, t, search.xi,
+          arm_noise, arm_ls, **arm_late, acquisition_fn=arm_acq, key=k)[1], np.float64)
+                            for k in keys])
   portfolio = np.stack([baselines.order_search(test_y[i], available[i], order, t)
                         for i in range(d_test)])
   out["avg_rank_portfolio"] = np.repeat(portfolio[None], r, axis=0)

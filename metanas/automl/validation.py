@@ -28,7 +28,8 @@ from metanas.automl import pmf
 
 # {"xi": float, "column_noise": tuple[float, ...] | None, and optionally "lengthscale_grid":
 #  tuple[float, ...] | None, "explore_below": float, "fallback": str (see bayesopt.bo_search),
-#  "warm": "nn" (meta-feature neighbours, default) or "rank" (portfolio), "num_warm": int}
+#  "warm": "nn" (meta-feature neighbours, default) or "rank" (portfolio), "num_warm": int,
+#  "acquisition": "ei" (default) or "thompson" (random: run once per repeat, as the random arms)}
 Variant = dict[str, Any]
 BASELINE_ARMS = ("random_x1", "random_x2", "random_x4", "avg_rank_portfolio",
                  "metafeat_nn_random")
@@ -109,14 +110,17 @@ def simulate_fold(errors: np.ndarray, features: np.ndarray, fit_cols: np.ndarray
   for name, v in variants.items():
     warm = rank_warm if v.get("warm", "nn") == "rank" else nn_warm
     w = v.get("num_warm", search_config.num_warm)
-    _, best = bayesopt.bo_search_batch(params, y_dev, jnp.asarray(available),
-                                       jnp.asarray(warm[:, :w], jnp.int32),
-                                       jnp.full((val_cols.size,), w, jnp.int32), t,
-                                       v.get("xi", 0.0), grid(v, "column_noise"),
-                                       grid(v, "lengthscale_grid"),
-                                       v.get("explore_below", 0.0),
-                                       v.get("fallback", "variance"))
-    out[name] = np.repeat(np.asarray(best, np.float64)[None], r, axis=0)
+    acq = v.get("acquisition", "ei")
+    search = lambda key: bayesopt.bo_search_batch(
+        params, y_dev, jnp.asarray(available), jnp.asarray(warm[:, :w], jnp.int32),
+        jnp.full((val_cols.size,), w, jnp.int32), t, v.get("xi", 0.0), grid(v, "column_noise"),
+        grid(v, "lengthscale_grid"), v.get("explore_below", 0.0), v.get("fallback", "variance"),
+        acq, key)[1]
+    if acq == "ei":  # Deterministic: one search, repeated like the random arms' R repeats.
+      out[name] = np.repeat(np.asarray(search(None), np.float64)[None], r, axis=0)
+    else:
+      keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 17), r)
+      out[name] = np.stack([np.asarray(search(k), np.float64) for k in keys])
   for speed in ((1, 2, 4) if all_arms else (2, 4)):
     out[f"random_x{speed}"] = np.asarray([[baselines.random_search(
         val_y[i], available[i], t, speed, rng) for i in range(val_cols.size)] for _ in range(r)])
