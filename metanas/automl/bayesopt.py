@@ -53,6 +53,15 @@ def gp_posterior(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
     (mean [N], variance [N]) of f(x_n) | observations, the standard GP predictive equations
     mean = K_*o (K_oo + sigma^2 I)^-1 y_o,  var = k(x, x) - K_*o (K_oo + sigma^2 I)^-1 K_o*.
   """
+  mean, v = _conditioned(params, obs_idx, obs_y, obs_mask, noise)
+  prior_var = jnp.exp(2.0 * params["log_signal"])
+  return mean, jnp.maximum(prior_var - jnp.sum(v * v, axis=0), _JITTER)
+
+
+def _conditioned(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array, obs_mask: jax.Array,
+                 noise: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+  """(posterior mean [N], V [T, N]) with V = L^-1 K_o*, L L^T = K_oo + sigma^2 I: the posterior
+  covariance is K_** - V^T V. Empty slots (obs_mask 0) decouple from everything."""
   latents = params["latents"]
   x_obs = latents[obs_idx]
   if noise is None:
@@ -62,12 +71,8 @@ def gp_posterior(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
   cov_oo = outer * cov_oo + jnp.diag(1.0 - obs_mask)  # Empty slots decouple.
   cross = pmf.rbf_ard(params, latents, x_obs) * obs_mask[None, :]  # [N, T]
   chol = jnp.linalg.cholesky(cov_oo)
-  alpha = jax.scipy.linalg.cho_solve((chol, True), obs_mask * obs_y)
-  mean = cross @ alpha
-  v = jax.scipy.linalg.solve_triangular(chol, cross.T, lower=True)  # [T, N]
-  prior_var = jnp.exp(2.0 * params["log_signal"])
-  var = jnp.maximum(prior_var - jnp.sum(v * v, axis=0), _JITTER)
-  return mean, var
+  mean = cross @ jax.scipy.linalg.cho_solve((chol, True), obs_mask * obs_y)
+  return mean, jax.scipy.linalg.solve_triangular(chol, cross.T, lower=True)
 
 
 def expected_improvement(mean: jax.Array, std: jax.Array, best: jax.Array,
@@ -239,17 +244,8 @@ def joint_posterior(params: pmf.Params, obs_idx: jax.Array, obs_y: jax.Array,
     O(N^2 T + N^3) memory/time in the caller's sampling: meant for matrices with a few thousand
     pipelines at most (OBOE: 219), not the paper's 42k.
   """
+  mean, v = _conditioned(params, obs_idx, obs_y, obs_mask, noise)
   latents = params["latents"]
-  x_obs = latents[obs_idx]
-  if noise is None:
-    noise = pmf.noise_variance(params)
-  cov_oo = pmf.rbf_ard(params, x_obs, x_obs) + noise * jnp.eye(x_obs.shape[0])
-  outer = obs_mask[:, None] * obs_mask[None, :]
-  cov_oo = outer * cov_oo + jnp.diag(1.0 - obs_mask)
-  cross = pmf.rbf_ard(params, latents, x_obs) * obs_mask[None, :]
-  chol = jnp.linalg.cholesky(cov_oo)
-  mean = cross @ jax.scipy.linalg.cho_solve((chol, True), obs_mask * obs_y)
-  v = jax.scipy.linalg.solve_triangular(chol, cross.T, lower=True)  # [T, N]
   return mean, pmf.rbf_ard(params, latents, latents) - v.T @ v
 
 
