@@ -27,9 +27,11 @@ dataset, not measurement noise to be averaged away.
 """
 
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy import stats
 
 from metanas.automl import pmf
@@ -403,6 +405,16 @@ def bo_search_batch(params: pmf.Params, y: jax.Array, available: jax.Array,
                             explore_below=explore_below, fallback=fallback,
                             acquisition_fn=acquisition_fn, key=a[4])
   return jax.lax.map(one, (y, available, warm_start, num_warm, keys))
+
+
+def repeated_search(search: Callable[[jax.Array | None], jax.Array], acquisition_fn: str,
+                    repeats: int, key: jax.Array) -> np.ndarray:
+  """best_so_far [R, D, T] of R repeats of `search(key) -> best_so_far [D, T]` (e.g. a partial
+  `bo_search_batch`), laid out like the random arms: EI is deterministic, so it runs once and is
+  repeated; Thompson sampling runs once per repeat with the keys of `jax.random.split(key, R)`."""
+  if acquisition_fn == "ei":
+    return np.repeat(np.asarray(search(None), np.float64)[None], repeats, axis=0)
+  return np.stack([np.asarray(search(k), np.float64) for k in jax.random.split(key, repeats)])
 
 
 @jax.jit

@@ -132,16 +132,13 @@ def run_arms(params: pmf.Params, train_values: np.ndarray, train_mask: np.ndarra
   out = {}
   for name, warm, arm_noise, arm_ls, arm_late in bo_arms:
     arm_acq = "ei" if name == "pmf_ei_paper" else acq
-    if arm_acq == "ei":  # Deterministic: one search, repeated like the random arms.
-      _, best = bayesopt.bo_search_batch(params, y_dev, av_dev, jnp.asarray(warm, jnp.int32),
-                                         num_warm, t, search.xi, arm_noise, arm_ls, **arm_late)
-      out[name] = np.repeat(np.asarray(best, np.float64)[None], r, axis=0)
-    else:  # Thompson sampling: one search per repeat, as the random arms.
-      keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), r)
-      out[name] = np.stack([np.asarray(bayesopt.bo_search_batch(
-          params, y_dev, av_dev, jnp.asarray(warm, jnp.int32), num_warm, t, search.xi,
-          arm_noise, arm_ls, **arm_late, acquisition_fn=arm_acq, key=k)[1], np.float64)
-                            for k in keys])
+    run = lambda key, warm=warm, arm_noise=arm_noise, arm_ls=arm_ls, arm_late=arm_late, \
+        arm_acq=arm_acq: bayesopt.bo_search_batch(
+            params, y_dev, av_dev, jnp.asarray(warm, jnp.int32), num_warm, t, search.xi,
+            arm_noise, arm_ls, **arm_late, acquisition_fn=arm_acq, key=key)[1]
+    # Thompson keys come from `rng` only when used, so EI runs draw the random arms as before.
+    key = jax.random.key(int(rng.integers(2**31))) if arm_acq != "ei" else None
+    out[name] = bayesopt.repeated_search(run, arm_acq, r, key)
   portfolio = np.stack([baselines.order_search(test_y[i], available[i], order, t)
                         for i in range(d_test)])
   out["avg_rank_portfolio"] = np.repeat(portfolio[None], r, axis=0)

@@ -116,11 +116,8 @@ def simulate_fold(errors: np.ndarray, features: np.ndarray, fit_cols: np.ndarray
         jnp.full((val_cols.size,), w, jnp.int32), t, v.get("xi", 0.0), grid(v, "column_noise"),
         grid(v, "lengthscale_grid"), v.get("explore_below", 0.0), v.get("fallback", "variance"),
         acq, key)[1]
-    if acq == "ei":  # Deterministic: one search, repeated like the random arms' R repeats.
-      out[name] = np.repeat(np.asarray(search(None), np.float64)[None], r, axis=0)
-    else:
-      keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), 17), r)
-      out[name] = np.stack([np.asarray(search(k), np.float64) for k in keys])
+    out[name] = bayesopt.repeated_search(search, acq, r,
+                                         jax.random.fold_in(jax.random.key(seed), 17))
   for speed in ((1, 2, 4) if all_arms else (2, 4)):
     out[f"random_x{speed}"] = np.asarray([[baselines.random_search(
         val_y[i], available[i], t, speed, rng) for i in range(val_cols.size)] for _ in range(r)])
