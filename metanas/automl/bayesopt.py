@@ -396,9 +396,9 @@ def bo_search_batch(params: pmf.Params, y: jax.Array, available: jax.Array,
     (chosen [D_test, T], best_so_far [D_test, T]).
   """
   if key is None:
-    key = jax.random.key(0)  # Unused by EI; bo_search checks that Thompson gets a real key.
     if acquisition_fn == "thompson":
       raise ValueError("Thompson sampling needs a PRNG key.")
+    key = jax.random.key(0)  # Unused by EI.
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(y.shape[0]))
   one = lambda a: bo_search(params, *a[:4], num_evals=num_evals, xi=xi,
                             column_noise=column_noise, lengthscale_grid=lengthscale_grid,

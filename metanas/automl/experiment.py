@@ -132,10 +132,9 @@ def run_arms(params: pmf.Params, train_values: np.ndarray, train_mask: np.ndarra
   out = {}
   for name, warm, arm_noise, arm_ls, arm_late in bo_arms:
     arm_acq = "ei" if name == "pmf_ei_paper" else acq
-    run = lambda key, warm=warm, arm_noise=arm_noise, arm_ls=arm_ls, arm_late=arm_late, \
-        arm_acq=arm_acq: bayesopt.bo_search_batch(
-            params, y_dev, av_dev, jnp.asarray(warm, jnp.int32), num_warm, t, search.xi,
-            arm_noise, arm_ls, **arm_late, acquisition_fn=arm_acq, key=key)[1]
+    run = lambda key: bayesopt.bo_search_batch(  # Called within this iteration only.
+        params, y_dev, av_dev, jnp.asarray(warm, jnp.int32), num_warm, t, search.xi, arm_noise,
+        arm_ls, **arm_late, acquisition_fn=arm_acq, key=key)[1]
     # Thompson keys come from `rng` only when used, so EI runs draw the random arms as before.
     key = jax.random.key(int(rng.integers(2**31))) if arm_acq != "ei" else None
     out[name] = bayesopt.repeated_search(run, arm_acq, r, key)
