@@ -49,7 +49,11 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # (experiments/hmetanas.md).
   # inplace_distill: weight w of the KL to the largest sub-network's adapted query predictions
   # (BigNAS/OFA in-place distillation inside MAML); 0 = off.
-  c.supernet = dict(sandwich=True, head_per_depth=False, inplace_distill=0.0)
+  # progressive_steps: OFA's progressive shrinking, the steps at which the stages "largest network
+  # only", "+ elastic kernels" and "+ elastic depth" end (then the whole space); () = off, every
+  # step samples the whole space (the paper's uniform sampling).
+  c.supernet = dict(sandwich=True, head_per_depth=False, inplace_distill=0.0,
+                    progressive_steps=())
   c.optim = dict(learning_rate=2e-3, grad_clip=0.0, schedule="cosine")
   c.train = train.default_train_config()
   c.train.num_devices = 1
@@ -64,6 +68,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.finetune_steps = 0
   # Manual baselines: (global multiplier, depth, kernel, width ratio) -> uniform Conv-N.
   c.baselines = ((0.5, 4, 3, 1.0), (1.0, 4, 3, 1.0), (2.0, 4, 3, 1.0))
+  # Path of an earlier run's results.json (same data, seed and test tasks): its trained baselines'
+  # accuracies are reused instead of training them again (a new supernet against the same front).
+  c.baselines_from = config_dict.placeholder(str)
   c.eval = dict(num_test_tasks=600, n_query=5)
   c.devices = ("cpu_1t_b1", "cpu_all_b25", "gpu_like", "mobile_cpu", "iot", "accelerator")
   c.search_devices = ("cpu_1t_b1", "cpu_all_b25", "mobile_cpu")

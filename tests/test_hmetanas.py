@@ -183,6 +183,41 @@ def test_sandwich_rule():
   np.testing.assert_array_equal(g[1], ss.smallest(SPACE))
 
 
+def test_progressive_shrinking_stages():
+  """Stage by step; each stage varies only its genes (the rest at the largest network's values),
+  its sandwich pair is the stage's largest and smallest network; "all" is the plain sampler."""
+  stage = lambda step: hmetanas_train.progressive_stage(step, (3, 5, 8))
+  assert [stage(s) for s in (0, 2, 3, 4, 5, 7, 8, 100)] == [
+      "largest", "largest", "kernel", "kernel", "depth", "depth", "all", "all"]
+  assert hmetanas_train.progressive_stage(0, ()) == "all"
+  assert hmetanas_train.progressive_stage(4, (2,)) == "all"
+  big, L = ss.largest(SPACE), SPACE.max_depth
+  rng = lambda: np.random.default_rng(0)
+  g = hmetanas_train.sample_archs(SPACE, rng(), 64, sandwich=False, stage="largest")
+  np.testing.assert_array_equal(g, np.broadcast_to(big, g.shape))
+  for name, free in (("kernel", list(range(2, 2 + L))), ("depth", [1] + list(range(2, 2 + L)))):
+    g = hmetanas_train.sample_archs(SPACE, rng(), 64, sandwich=True, stage=name)
+    fixed = np.setdiff1d(np.arange(SPACE.num_genes), free)
+    live = g[2:]  # Rows 0 and 1 are the sandwich pair.
+    dropped = np.arange(L) >= np.asarray(SPACE.depth_choices)[live[:, 1]][:, None]
+    for col in fixed:
+      if col >= 2 + L:  # Width genes of dropped layers are zeroed by `canonical`.
+        want = np.where(dropped[:, col - 2 - L], 0, big[col])
+      else:
+        want = np.full(len(live), big[col])
+      np.testing.assert_array_equal(live[:, col], want)
+    assert all(len(np.unique(live[:, c])) > 1 for c in free)  # 62 draws vary every free gene.
+    np.testing.assert_array_equal(g[0], big)
+    want_small = ss.canonical(SPACE, np.where(np.isin(np.arange(SPACE.num_genes), free),
+                                              ss.smallest(SPACE), big))
+    np.testing.assert_array_equal(g[1], want_small)
+  plain = ss.random_genes(SPACE, rng(), 8)  # The sampler without progressive shrinking.
+  plain[0], plain[1] = big, ss.smallest(SPACE)
+  np.testing.assert_array_equal(hmetanas_train.sample_archs(SPACE, rng(), 8, sandwich=True), plain)
+  with pytest.raises(ValueError, match="progressive stage"):
+    hmetanas_train.sample_archs(SPACE, rng(), 2, sandwich=False, stage="width")
+
+
 def test_latency_table_round_trip_and_analytic_model(tmp_path):
   device = latency.get_device("iot")
   table = hmetanas_latency.analytic_table(SPACE, device)
@@ -352,6 +387,21 @@ def test_finetune_finished_run(tmp_path, data_dir):
   assert saved["adaptation"]["iot"][0]["macs"] == run["adaptation"]["iot"][0]["macs"]
   assert (tmp_path / "results_scratch_2.json").exists()
   assert (tmp_path / "finetune_2").is_dir() and (tmp_path / "scratch_2").is_dir()
+  # A second supernet (progressive shrinking) against the first run's trained baselines.
+  config.baselines_from = str(tmp_path / "results.json")
+  config.supernet.progressive_steps = (1,)
+  again = hmetanas_experiment.run(config, str(tmp_path / "reuse"))
+  for name, b in again["baselines"].items():
+    first = run["baselines"][name]
+    assert b["accuracy"] == first["accuracy"] and b["reused_from"] == config.baselines_from
+    assert 0.0 <= b["supernet_accuracy"] <= 1.0
+  assert not (tmp_path / "reuse" / "baseline_0").exists()
+  config.baseline_steps = 7
+  with pytest.raises(ValueError, match="steps"):
+    hmetanas_experiment.run(config, str(tmp_path / "reuse7"))
+  config.supernet.progressive_steps = (2, 1)
+  with pytest.raises(ValueError, match="progressive_steps"):
+    hmetanas_experiment.run(config, str(tmp_path / "bad"))
 
 
 def test_pareto_summary_margins_and_mac_reduction():

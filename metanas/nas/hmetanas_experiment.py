@@ -4,7 +4,8 @@
 1. builds a latency table per device (measured on this CPU or analytic) and validates the measured
    ones on random whole sub-networks (in worker processes, concurrently with step 2);
 2. meta-trains the supernet (`hmetanas_train.supernet_task`) in workdir/supernet;
-3. trains the manual baselines (fixed Conv-N shapes, same episodes and step budget);
+3. trains the manual baselines (fixed Conv-N shapes, same episodes and step budget), or takes them
+   from an earlier run's results.json (`baselines_from`: same data, seed and test tasks);
 4. for every device and every budget (by default the latencies of the manual baselines on that
    device) runs the GA and reports the chosen sub-network's test accuracy; also MAC budgets at a
    fraction of each baseline's MACs (the "40% fewer MACs" target);
@@ -111,6 +112,30 @@ def _setup(config):
   test_tasks = hmetanas_train.episodes(samplers["test"], np.random.default_rng([config.seed, 3]),
                                        config.eval.num_test_tasks, eval_spec)
   return samplers, train_spec, space, val_tasks, test_tasks
+
+
+def _earlier_baselines(config) -> dict:
+  """The "baselines" of an earlier run's results.json (`config.baselines_from`), or {}."""
+  path = config.get("baselines_from")
+  if not path:
+    return {}
+  with open(path) as f:
+    earlier = json.load(f)
+  if earlier.get("num_test_tasks") != config.eval.num_test_tasks:
+    raise ValueError(f"baselines_from {path} was tested on {earlier.get('num_test_tasks')} tasks, "
+                     f"this run on {config.eval.num_test_tasks}; the accuracies would not compare.")
+  return {name: dict(b, reused_from=path) for name, b in earlier["baselines"].items()}
+
+
+def _reuse_baseline(earlier: dict, name: str, genes: np.ndarray, steps: int) -> dict:
+  """The trained-network fields of an earlier run's baseline `name` (accuracy, its interval,
+  training log, time and steps), checked to be the same shape trained for the same steps."""
+  b = earlier[name]
+  if list(b["genes"]) != genes.tolist() or int(b["steps"]) != steps:
+    raise ValueError(f"Baseline {name} of {b['reused_from']} has genes {b['genes']} and {b['steps']} "
+                     f"steps; this run needs {genes.tolist()} and {steps}.")
+  keep = ("accuracy", "ci95", "train_wall_time_sec", "train_log", "steps", "reused_from")
+  return {k: b[k] for k in keep if k in b}
 
 
 def finetune_subnets(config, workdir: str, meta_params: dict, space: ss.SearchSpace, rows,
@@ -253,29 +278,35 @@ def run(config: config_dict.ConfigDict, workdir: str) -> dict:
 
   # 4. Manual baselines (separately trained) and the same shapes inside the supernet.
   results["baselines"] = {}
+  earlier = _earlier_baselines(config)
   for i, spec in enumerate(config.baselines):
     genes = baseline_genes(space, spec)
     name = f"g{spec[0]}_d{spec[1]}_k{spec[2]}_r{spec[3]}"
-    t = time.time()
-    bcfg = config.train.copy_and_resolve_references()
-    bcfg.num_steps = config.baseline_steps or config.train.num_steps
-    btask = hmetanas_train.baseline_task(config, space, genes, samplers["train"], train_spec,
-                                         num_steps=bcfg.num_steps)
-    bdir = os.path.join(workdir, f"baseline_{i}")
-    _, bstate = train.train(bcfg, bdir, btask, mesh)
-    acc = hmetanas_train.plain_accuracy(jax.device_get(bstate.meta_params), test_tasks,
-                                        settings.num_inner_steps, impl)
+    steps = int(config.baseline_steps or config.train.num_steps)
+    if name in earlier:
+      trained = _reuse_baseline(earlier, name, genes, steps)
+    else:
+      t = time.time()
+      bcfg = config.train.copy_and_resolve_references()
+      bcfg.num_steps = steps
+      btask = hmetanas_train.baseline_task(config, space, genes, samplers["train"], train_spec,
+                                           num_steps=steps)
+      bdir = os.path.join(workdir, f"baseline_{i}")
+      _, bstate = train.train(bcfg, bdir, btask, mesh)
+      acc = hmetanas_train.plain_accuracy(jax.device_get(bstate.meta_params), test_tasks,
+                                          settings.num_inner_steps, impl)
+      trained = {**_summ(acc), "train_wall_time_sec": time.time() - t,
+                 "train_log": _train_log(bdir), "steps": steps}
     in_super = hmetanas.evaluate_genes(meta_params, space, genes[None], test_tasks,
                                        settings.num_inner_steps, impl, arch_chunk=1)[0]
     results["baselines"][name] = {
-        "genes": genes.tolist(), "arch": ss.describe(space, genes), **_summ(acc),
-        "supernet_accuracy": float(in_super.mean()), "train_wall_time_sec": time.time() - t,
-        "train_log": _train_log(bdir),
-        "steps": int(bcfg.num_steps), "macs": ss.macs(space, genes),
+        "genes": genes.tolist(), "arch": ss.describe(space, genes), **trained,
+        "supernet_accuracy": float(in_super.mean()), "macs": ss.macs(space, genes),
         "params": ss.num_params(space, genes),
         "latency_ms": {n: hmetanas_latency.predict(tb, space, genes) for n, tb in tables.items()}}
-    writer.write(i, {f"baseline/{name}/accuracy": float(acc.mean())})
-    logging.info("Baseline %s: %.4f", name, acc.mean())
+    writer.write(i, {f"baseline/{name}/accuracy": trained["accuracy"]})
+    logging.info("Baseline %s: %.4f (inside the supernet %.4f)", name, trained["accuracy"],
+                 in_super.mean())
 
   # 5. GA adaptation per device and latency budget, and per MAC budget.
   ga_cfg = _ga_config(config.ga)

@@ -2,7 +2,8 @@
 
 Both plug into the generic loop `metanas.train.train`. The supernet task samples one architecture
 per task on the host (uniform over genes, optionally the "sandwich" rule: task 0 gets the largest
-and task 1 the smallest network) and ships the decoded architecture inside the batch, so the jitted
+and task 1 the smallest network, and optionally OFA's progressive shrinking: the largest network
+alone first, then elastic kernels, then depths, then the whole space) and ships the decoded architecture inside the batch, so the jitted
 step is compiled once. A manual baseline is a plain network of one fixed shape trained with
 first-order MAML on the same episodes and step budget.
 """
@@ -43,13 +44,46 @@ def space_from(config: config_dict.ConfigDict, num_classes: int, image_size: int
                         in_channels=in_channels, image_size=image_size, num_classes=num_classes)
 
 
+# Progressive shrinking (OFA, Cai et al. 2020): the genes each stage lets vary; the others are
+# held at the largest network's values. After the last listed stage the whole space is sampled.
+PROGRESSIVE_STAGES = ("largest", "kernel", "depth")
+
+
+def progressive_stage(step: int, boundaries) -> str:
+  """Stage of training step `step` when stage i of PROGRESSIVE_STAGES ends at boundaries[i]
+  (increasing step numbers; fewer boundaries skip the later stages); "all" after the last."""
+  for name, end in zip(PROGRESSIVE_STAGES, boundaries):
+    if step < end:
+      return name
+  return "all"
+
+
+def _free_genes(space: ss.SearchSpace, stage: str) -> np.ndarray:
+  """bool [num_genes]: the genes sampled in `stage` (kernels, then the depth too, then all)."""
+  L = space.max_depth
+  free = np.zeros(space.num_genes, bool)
+  if stage == "all":
+    free[:] = True
+  elif stage in ("kernel", "depth"):
+    free[2:2 + L] = True
+    free[1] = stage == "depth"
+  elif stage != "largest":
+    raise ValueError(f"Unknown progressive stage {stage!r}; use one of "
+                     f"{PROGRESSIVE_STAGES + ('all',)}.")
+  return free
+
+
 def sample_archs(space: ss.SearchSpace, rng: np.random.Generator, n: int,
-                 sandwich: bool) -> np.ndarray:
-  """Genes [n, num_genes] for one meta-batch: uniform, plus largest/smallest under the sandwich
-  rule (H-Meta-NAS Sec. 3.2)."""
-  genes = ss.random_genes(space, rng, n)
+                 sandwich: bool, stage: str = "all") -> np.ndarray:
+  """Genes [n, num_genes] for one meta-batch: uniform over the genes `stage` lets vary (the rest
+  at the largest network's values), plus the stage's largest and smallest networks under the
+  sandwich rule (H-Meta-NAS Sec. 3.2)."""
+  free = _free_genes(space, stage)
+  big = ss.largest(space)
+  genes = ss.canonical(space, np.where(free, ss.random_genes(space, rng, n), big))
   if sandwich and n >= 2:
-    genes[0], genes[1] = ss.largest(space), ss.smallest(space)
+    genes[0] = big
+    genes[1] = ss.canonical(space, np.where(free, ss.smallest(space), big))
   return genes
 
 
@@ -71,6 +105,12 @@ def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -
   optimizer = _optimizer(config, config.train.num_steps)
   impl = config.model.conv_impl
   distill_weight = float(config.supernet.get("inplace_distill", 0.0))
+  boundaries = tuple(config.supernet.get("progressive_steps", ()))
+  if len(boundaries) > len(PROGRESSIVE_STAGES) or any(
+      b <= a for a, b in zip((0,) + boundaries, boundaries)):
+    raise ValueError(f"supernet.progressive_steps {boundaries} must be at most "
+                     f"{len(PROGRESSIVE_STAGES)} increasing positive step numbers (the ends of "
+                     f"the stages {PROGRESSIVE_STAGES}).")
   teacher_arch = supernet.arch_arrays(space, ss.largest(space)) if distill_weight else None
 
   def init(rng):
@@ -91,7 +131,8 @@ def supernet_task(config, space: ss.SearchSpace, sampler, spec, evaluate=None) -
   def sample_batch(step_num):
     rng = np.random.default_rng([config.train.seed, 1, step_num])
     batch = episodes(sampler, rng, config.maml.meta_batch_size, spec)
-    genes = sample_archs(space, rng, config.maml.meta_batch_size, config.supernet.sandwich)
+    stage = progressive_stage(step_num, boundaries)
+    genes = sample_archs(space, rng, config.maml.meta_batch_size, config.supernet.sandwich, stage)
     batch.update(ss.decode(space, genes))
     return batch
 
