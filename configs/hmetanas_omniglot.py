@@ -72,7 +72,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # Manual baselines: (global multiplier, depth, kernel, width ratio) -> uniform Conv-N.
   c.baselines = ((0.5, 4, 3, 1.0), (1.0, 4, 3, 1.0), (2.0, 4, 3, 1.0))
   # Path of an earlier run's results.json (same data, seed and test tasks): its trained baselines'
-  # accuracies are reused instead of training them again (a new supernet against the same front).
+  # accuracies are reused instead of training them again (a new supernet against the same front);
+  # baselines it lacks are trained.
   c.baselines_from = config_dict.placeholder(str)
   c.eval = dict(num_test_tasks=600, n_query=5)
   c.devices = ("cpu_1t_b1", "cpu_all_b25", "gpu_like", "mobile_cpu", "iot", "accelerator")

@@ -132,8 +132,8 @@ def _reuse_baseline(earlier: dict, name: str, genes: np.ndarray, steps: int) -> 
   training log, time and steps), checked to be the same shape trained for the same steps."""
   b = earlier[name]
   if list(b["genes"]) != genes.tolist() or int(b["steps"]) != steps:
-    raise ValueError(f"Baseline {name} of {b['reused_from']} has genes {b['genes']} and {b['steps']} "
-                     f"steps; this run needs {genes.tolist()} and {steps}.")
+    raise ValueError(f"Baseline {name} of {b['reused_from']} has genes {b['genes']} and "
+                     f"{b['steps']} steps; this run needs {genes.tolist()} and {steps}.")
   keep = ("accuracy", "ci95", "train_wall_time_sec", "train_log", "steps", "reused_from")
   return {k: b[k] for k in keep if k in b}
 
