@@ -4,8 +4,8 @@ Both plug into the generic loop `metanas.train.train`. The supernet task samples
 per task on the host (uniform over genes, optionally the "sandwich" rule: task 0 gets the largest
 and task 1 the smallest network, and optionally OFA's progressive shrinking: the largest network
 alone first, then elastic kernels, then depths, then the whole space) and ships the decoded
-architecture inside the batch, so the jitted step is compiled once. A manual baseline is a plain network of one fixed shape trained with
-first-order MAML on the same episodes and step budget.
+architecture inside the batch, so the jitted step is compiled once. A manual baseline is a plain
+network of one fixed shape trained with first-order MAML on the same episodes and step budget.
 """
 
 import flax
