@@ -1,6 +1,7 @@
 """Tests for metanas.automl: GP-LVM likelihood, GP posterior, EI, BO, baselines, end-to-end runs."""
 
 import importlib.util
+import itertools
 import json
 import os
 
@@ -472,6 +473,29 @@ def test_random_search_speeds_match_brute_force():
                              y[available].min())  # 40 draws >= 28 available: optimum found.
   with pytest.raises(ValueError, match="num_evals=29"):
     baselines.random_search(y, available, 29, 1, np.random.default_rng(0))
+
+
+def test_random_search_expected_matches_enumeration_and_sampling():
+  # 6 pipelines (one unavailable, a tie at the optimum): exact expectation over all subsets.
+  y = np.array([0.3, 0.1, 0.5, 0.1, 0.9, 0.05])
+  available = np.array([True, True, True, True, True, False])
+  vals = y[available]
+  for speed in (1, 2, 4):
+    got = baselines.random_search_expected(y, available, 3, speed)
+    want = [np.mean([min(c) for c in itertools.combinations(vals, min(speed * t, vals.size))])
+            for t in (1, 2, 3)]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+  # A larger column: the Monte-Carlo mean of random_search converges to it.
+  rng = np.random.default_rng(5)
+  y = rng.random(219)
+  available = rng.random(219) < 0.9
+  exact = baselines.random_search_expected(y, available, 50, 4)
+  draws = np.stack([baselines.random_search(y, available, 50, 4, rng) for _ in range(4000)])
+  se = draws.std(axis=0) / np.sqrt(draws.shape[0])
+  assert np.all(np.abs(draws.mean(axis=0) - exact) <= 4 * se + 1e-12)
+  assert exact[-1] == pytest.approx(y[available].min())  # 200 draws >= available: optimum.
+  with pytest.raises(ValueError, match="speed"):
+    baselines.random_search_expected(y, available, 5, 0)
 
 
 def test_average_rank_order_and_warm_start_brute_force():

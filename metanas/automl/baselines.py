@@ -5,6 +5,7 @@ All functions minimise an error; a held-out column `y` [N] is looked up one pipe
 Search functions return `best_so_far` [T]: the lowest error found after each evaluation.
 
   random_search          k random pipelines per iteration without replacement (random x1/x2/x4).
+  random_search_expected   its exact expectation over the draws (no sampling).
   average_rank_order     pipelines sorted by mean normalised rank on the training datasets.
   order_search           evaluate a fixed ordering (the best-average-rank portfolio).
   meta_feature_warm_start  best pipelines of the training datasets nearest in meta-features (L1).
@@ -12,7 +13,7 @@ Search functions return `best_so_far` [T]: the lowest error found after each eva
 """
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 def _check_budget(available: np.ndarray, num_evals: int) -> None:
@@ -46,6 +47,35 @@ def random_search(y: np.ndarray, available: np.ndarray, num_evals: int, speed: i
   running = best_so_far(y, order)
   steps = np.minimum(speed * np.arange(1, num_evals + 1), order.size) - 1
   return running[steps]
+
+
+def random_search_expected(y: np.ndarray, available: np.ndarray, num_evals: int,
+                           speed: int) -> np.ndarray:
+  """Exact expected `random_search` curve: E[best error after min(speed * t, n) distinct draws].
+
+  With the n available errors sorted, v_1 <= ... <= v_n, the smallest of k distinct uniform draws
+  is v_j or worse with probability C(n - j + 1, k) / C(n, k); the expectation sums over j (ties
+  need no care: tied values contribute the same v).
+
+  Args:
+    y: [N] held-out errors; available: [N] bool.
+    num_evals: T iterations; speed: evaluations per iteration.
+
+  Returns:
+    [T] expected best error after each iteration.
+  """
+  if speed < 1:
+    raise ValueError(f"speed must be >= 1; got {speed}.")
+  _check_budget(available, num_evals)
+  v = np.sort(np.asarray(y, np.float64)[np.asarray(available, bool)])
+  n = v.size
+  k = np.minimum(speed * np.arange(1, num_evals + 1), n)[:, None]       # [T, 1]
+  a = (n - np.arange(n))[None, :]                                         # [1, n]: n - j + 1
+  log_c = lambda top, kk: (special.gammaln(top + 1) - special.gammaln(kk + 1)
+                           - special.gammaln(np.maximum(top - kk, 0) + 1))
+  tail = np.where(a >= k, np.exp(log_c(a, k) - log_c(n, k)), 0.0)       # P(min >= v_j)
+  prob = tail - np.concatenate([tail[:, 1:], np.zeros((tail.shape[0], 1))], axis=1)
+  return prob @ v
 
 
 def normalized_ranks(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
