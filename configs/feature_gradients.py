@@ -55,7 +55,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # learning_rate=0.1, batch_size=0 (all rows), num_epochs=100 there (see the commands above).
   c.fg = dict(order=2, sparsity=0.3, learning_rate=0.003, grad_clip=1.0, num_epochs=20,
               batch_size=64, minibatches_per_step=1, init_logit=0.0, optimizer="adam",
-              num_restarts=1)
+              num_restarts=1, objective="explained_variance")
   c.estimator = dict(num_features=50, ratios=(0.2, 0.5, 1.0, 2.0, 5.0), orders=(2, 4, 6),
                      num_draws=200, explained=0.5, seed=0)
   c.interactions = dict(num_samples=2000, num_features=20, targets=("xor2", "parity3"),

@@ -156,6 +156,51 @@ def test_fit_finds_relevant_features():
   assert curve[2] > 0.5 and abs(curve[-1] - curve[2]) < 0.1
 
 
+def test_column_explained_variance_and_classification_error():
+  rng = np.random.default_rng(12)
+  x = rng.normal(size=(40, 5)).astype(np.float32) / 3
+  labels = rng.integers(0, 3, size=40)
+  t = learnability.prepare_targets(labels, "classification")  # [40, 3] one-vs-rest
+  coeffs, _ = learnability.minimax_coefficients(2)
+  w = jnp.asarray([1.0, 0.5, 0.2, 0.9, 0.0])
+  cols = learnability.column_explained_variance(jnp.asarray(x), jnp.asarray(t), coeffs, w)
+  want = [np.dot(coeffs, _dense_moments(x, t[:, c], 2, w)) for c in range(3)]
+  np.testing.assert_allclose(cols, want, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(learnability.explained_variance(jnp.asarray(x), jnp.asarray(t),
+                                                             coeffs, w), np.mean(want), rtol=1e-4)
+  err = learnability.linear_classification_error
+  np.testing.assert_allclose(err(jnp.asarray([0.0, 0.25, 1.0])), [0.5, 0.25, 0.0], atol=1e-3)
+  np.testing.assert_allclose(err(jnp.asarray(-0.3)), 0.5 - 0.0005 + 0.003, atol=1e-6)
+  grad = jax.vmap(jax.grad(err))(jnp.asarray([-0.3, 0.0, 0.25, 1.3]))
+  np.testing.assert_allclose(np.asarray(grad)[[0, 2, 3]], [-0.01, -0.5, 0.01], rtol=1e-5)
+  assert np.all(np.isfinite(grad))
+  # The loss's first term is the class-averaged error of those column estimates.
+  logits = jnp.asarray([1.0, 0.0, -0.5, 0.7, -3.0])
+  s = fg.feature_weights(logits)
+  loss, _ = fg.loss_fn(logits, jnp.asarray(x)[None], jnp.asarray(t)[None], coeffs, 0.3,
+                       "classification_error")
+  cols = learnability.column_explained_variance(jnp.asarray(x), jnp.asarray(t), coeffs, s)
+  np.testing.assert_allclose(loss, 0.7 * jnp.mean(err(cols)) + 0.3 * jnp.mean(s), rtol=1e-5)
+
+
+def test_classification_error_objective_finds_relevant_features():
+  rng = np.random.default_rng(13)
+  x = rng.normal(size=(600, 15))
+  labels = (x[:, 4] - 0.8 * x[:, 9] + 0.3 * rng.normal(size=600) > 0).astype(int)
+  xs, _ = learnability.prepare_features(x)
+  t = learnability.prepare_targets(labels, "classification")
+  hp = fg.Hparams(num_epochs=8, batch_size=100, learning_rate=0.05,
+                  objective="classification_error")
+  res = fg.fit(xs, t, hp)
+  np.testing.assert_array_equal(np.sort(fg.select_top_k(res.weights, 2)), [4, 9])
+  assert res.history[-1]["loss"] < res.history[0]["loss"]
+  with pytest.raises(ValueError, match="objective must be"):
+    fg.fit(xs, t, dataclasses.replace(hp, objective="accuracy"))
+  with pytest.raises(ValueError, match="needs class labels"):
+    sklearn_selector.FeatureGradientsSelector(
+        n_features_to_select=2, objective="classification_error").fit(x, x[:, 0])
+
+
 def test_normalized_sgd_ranks_by_strength_where_full_batch_adam_ties():
   # Full batch: the gradient is deterministic, so Adam moves every feature with a positive gradient
   # by ~learning_rate per step (equal logits); the normalised gradient keeps their magnitudes. N = D

@@ -7,7 +7,11 @@ X -> X diag(s), and the logits z minimise
   L(z) = (1 - w) * (1 - EV(X diag(s), y)) + w * mean(s)                      (S&F eq. 6)
 
 where EV is Kong & Valiant's estimate of the explained variance (`learnability.explained_variance`)
-averaged over mini-batches (unbiased per mini-batch, so the average is too). One step takes
+averaged over mini-batches (unbiased per mini-batch, so the average is too). With
+`objective="classification_error"` the first term is instead the estimated error of the best
+linear classifier, (1 - sqrt(EV_c)) / 2 per one-vs-rest class column c, averaged over classes and
+mini-batches (`learnability.linear_classification_error`; a per-mini-batch nonlinearity, so not
+unbiased). One step takes
 `minibatches_per_step` mini-batches, sharded over the devices of a mesh (gradient accumulation by
 the mean over them), clips the gradient and applies Adam. Features are then chosen by top-k,
 a threshold on s, or the elbow of the learnability curve.
@@ -45,6 +49,9 @@ class Hparams:
   # keeps the features' relative gradient magnitudes, i.e. their estimated contributions to EV.
   optimizer: str = "adam"
   num_restarts: int = 1           # independent mini-batch orders; their weights s are averaged.
+  # "explained_variance" (1 - EV; regression, and the default for labels too) or
+  # "classification_error" ((1 - sqrt(EV)) / 2 per one-vs-rest column; binary/multiclass labels).
+  objective: str = "explained_variance"
 
 
 @flax.struct.dataclass
@@ -59,7 +66,8 @@ def feature_weights(logits: jax.Array) -> jax.Array:
 
 
 def loss_fn(logits: jax.Array, x: jax.Array, y: jax.Array, coeffs: jax.Array,
-            sparsity: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+            sparsity: float, objective: str = "explained_variance"
+            ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Eq. 6 averaged over mini-batches.
 
   Args:
@@ -68,15 +76,23 @@ def loss_fn(logits: jax.Array, x: jax.Array, y: jax.Array, coeffs: jax.Array,
     y: [M, B, C] unit-variance targets.
     coeffs: [K] polynomial coefficients.
     sparsity: w in [0, 1).
+    objective: "explained_variance" (first term 1 - EV) or "classification_error" (first term
+      the mean over columns and mini-batches of (1 - sqrt(EV_c)) / 2).
 
   Returns:
     (loss, metrics).
   """
   s = feature_weights(logits)
-  ev = jax.vmap(lambda xb, yb: learnability.explained_variance(xb, yb, coeffs, s))(x, y)
-  ev = jnp.mean(ev)
-  unexplained = 1.0 - ev
-  loss = (1.0 - sparsity) * unexplained + sparsity * jnp.mean(s)
+  evs = jax.vmap(lambda xb, yb: learnability.column_explained_variance(xb, yb, coeffs, s))(x, y)
+  ev = jnp.mean(evs)
+  if objective == "explained_variance":
+    term = 1.0 - ev
+  elif objective == "classification_error":
+    term = jnp.mean(learnability.linear_classification_error(evs))
+  else:
+    raise ValueError(f"objective must be 'explained_variance' or 'classification_error', got "
+                     f"{objective!r}.")
+  loss = (1.0 - sparsity) * term + sparsity * jnp.mean(s)
   return loss, {"loss": loss, "explained_variance": ev, "mean_weight": jnp.mean(s)}
 
 
@@ -102,7 +118,7 @@ def init_state(num_features: int, hp: Hparams) -> State:
 def train_step(state: State, batch: dict, coeffs: jax.Array, hp: Hparams) -> tuple[State, dict]:
   """One pure Adam step on eq. 6; batch = {"x": [M, B, D], "y": [M, B, C]}, coeffs [K]."""
   grads, metrics = jax.grad(loss_fn, has_aux=True)(state.logits, batch["x"], batch["y"], coeffs,
-                                                   hp.sparsity)
+                                                   hp.sparsity, hp.objective)
   updates, opt_state = make_optimizer(hp).update(grads, state.opt_state, state.logits)
   metrics["grad_norm"] = optax.tree.norm(grads)
   return State(optax.apply_updates(state.logits, updates), opt_state), metrics

@@ -115,25 +115,50 @@ def minimax_coefficients(order: int, num_grid: int = 2001) -> tuple[np.ndarray, 
   return np.asarray(coeffs), err
 
 
-def explained_variance(x: jax.Array, y: jax.Array, coeffs: jax.Array,
-                       weights: jax.Array | None = None) -> jax.Array:
-  """Estimated fraction of target variance a linear model on X diag(w) explains.
+def column_explained_variance(x: jax.Array, y: jax.Array, coeffs: jax.Array,
+                              weights: jax.Array | None = None) -> jax.Array:
+  """Estimated fraction of each target column's variance a linear model on X diag(w) explains.
 
   Args:
     x: [B, D] standardised features (top covariance eigenvalue <= 1).
-    y: [B] or [B, C] targets with unit variance (C one-vs-rest columns are averaged).
+    y: [B] or [B, C] targets with unit variance.
     coeffs: [K] from `minimax_coefficients(K)`.
     weights: optional [D] feature weights in [0, 1].
 
   Returns:
-    Scalar sum_k c_k m_k (an estimate of beta^T Sigma beta / Var(y)).
+    [C] estimates sum_k c_k m_k of beta_c^T Sigma beta_c / Var(y_c) (C = 1 for 1-D y).
   """
   order = coeffs.shape[0]
   coeffs = jnp.asarray(coeffs, x.dtype)
   one = lambda col: jnp.dot(coeffs, moments(x, col, order, weights))
-  if y.ndim == 1:
-    return one(y)
-  return jnp.mean(jax.vmap(one, in_axes=1)(y))
+  return jax.vmap(one, in_axes=1)(y[:, None] if y.ndim == 1 else y)
+
+
+def explained_variance(x: jax.Array, y: jax.Array, coeffs: jax.Array,
+                       weights: jax.Array | None = None) -> jax.Array:
+  """Scalar mean of `column_explained_variance` over the columns (one-vs-rest classes averaged)."""
+  return jnp.mean(column_explained_variance(x, y, coeffs, weights))
+
+
+def linear_classification_error(ev: jax.Array, leak: float = 0.01) -> jax.Array:
+  """Error of the best linear classifier of a binary (one-vs-rest) target from its explained
+  variance: (1 - sqrt(EV)) / 2 on [0, 1], the binary-label form of the learnability objective in
+  the authors' released Feature Gradients code.
+
+  The estimate of EV is unbiased but noisy and can fall outside [0, 1] (below 0 for a small
+  mini-batch, above 1 for a large subset); there the error is flat, so a slope `leak` towards the
+  interval (|EV - clip(EV)| * leak) keeps a gradient, and sqrt is floored at 1e-6 so its
+  derivative stays finite at 0.
+
+  Args:
+    ev: [...] explained-variance estimates.
+    leak: slope outside [0, 1].
+
+  Returns:
+    [...] errors in [0, 0.5] on [0, 1] (plus the leak term outside).
+  """
+  clipped = jnp.clip(ev, 0.0, 1.0)
+  return 0.5 * (1.0 - jnp.sqrt(jnp.maximum(clipped, 1e-6))) + leak * jnp.abs(ev - clipped)
 
 
 def top_eigenvalue(x: np.ndarray) -> float:

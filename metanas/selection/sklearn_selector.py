@@ -32,7 +32,8 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     order: estimator order K (1..12).
     sparsity: w in the loss (1 - w) (1 - EV) + w mean(s).
     learning_rate, grad_clip, num_epochs, batch_size, minibatches_per_step, init_logit, optimizer,
-      num_restarts: see `feature_gradients.Hparams`.
+      num_restarts, objective: see `feature_gradients.Hparams` ("classification_error" needs a
+      classification task).
     random_state: int seed for mini-batch shuffling.
 
   Attributes (after fit):
@@ -44,7 +45,7 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
   def __init__(self, n_features_to_select=10, selection="top_k", threshold=0.5, task="auto",
                order=2, sparsity=0.3, learning_rate=0.05, grad_clip=1.0, num_epochs=50,
                batch_size=256, minibatches_per_step=1, init_logit=0.0, optimizer="adam",
-               num_restarts=1, random_state=0):
+               num_restarts=1, objective="explained_variance", random_state=0):
     self.n_features_to_select = n_features_to_select
     self.selection = selection
     self.threshold = threshold
@@ -59,6 +60,7 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     self.init_logit = init_logit
     self.optimizer = optimizer
     self.num_restarts = num_restarts
+    self.objective = objective
     self.random_state = random_state
 
   def _task(self, y) -> str:
@@ -75,13 +77,17 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     if self.selection == "top_k" and not 1 <= self.n_features_to_select <= X.shape[1]:
       raise ValueError(f"n_features_to_select={self.n_features_to_select} must be in "
                        f"1..{X.shape[1]} (the number of features).")
+    task = self._task(y)
+    if self.objective == "classification_error" and task != "classification":
+      raise ValueError("objective='classification_error' needs class labels (task "
+                       f"'classification'); this target was read as {task!r}.")
     x, _ = learnability.prepare_features(X)
-    t = learnability.prepare_targets(y, self._task(y))
+    t = learnability.prepare_targets(y, task)
     hp = fg.Hparams(order=self.order, sparsity=self.sparsity, learning_rate=self.learning_rate,
                     grad_clip=self.grad_clip, num_epochs=self.num_epochs,
                     batch_size=self.batch_size, minibatches_per_step=self.minibatches_per_step,
                     init_logit=self.init_logit, optimizer=self.optimizer,
-                    num_restarts=self.num_restarts)
+                    num_restarts=self.num_restarts, objective=self.objective)
     seed = 0 if self.random_state is None else int(self.random_state)
     result = fg.fit(x, t, hp, seed=seed)
     self.scores_ = result.weights
