@@ -32,8 +32,9 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     order: estimator order K (1..12).
     sparsity: w in the loss (1 - w) (1 - EV) + w mean(s).
     learning_rate, grad_clip, num_epochs, batch_size, minibatches_per_step, init_logit, optimizer,
-      num_restarts, objective: see `feature_gradients.Hparams` ("classification_error" needs a
-      classification task).
+      num_restarts: see `feature_gradients.Hparams`.
+    objective: "auto" (the error of the best linear classifier for a classification task, 1 - EV
+      for regression), "classification_error" (classification only) or "explained_variance".
     random_state: int seed for mini-batch shuffling.
 
   Attributes (after fit):
@@ -45,7 +46,7 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
   def __init__(self, n_features_to_select=10, selection="top_k", threshold=0.5, task="auto",
                order=2, sparsity=0.3, learning_rate=0.05, grad_clip=1.0, num_epochs=50,
                batch_size=256, minibatches_per_step=1, init_logit=0.0, optimizer="adam",
-               num_restarts=1, objective="explained_variance", random_state=0):
+               num_restarts=1, objective="auto", random_state=0):
     self.n_features_to_select = n_features_to_select
     self.selection = selection
     self.threshold = threshold
@@ -78,7 +79,10 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
       raise ValueError(f"n_features_to_select={self.n_features_to_select} must be in "
                        f"1..{X.shape[1]} (the number of features).")
     task = self._task(y)
-    if self.objective == "classification_error" and task != "classification":
+    objective = self.objective
+    if objective == "auto":
+      objective = "classification_error" if task == "classification" else "explained_variance"
+    if objective == "classification_error" and task != "classification":
       raise ValueError("objective='classification_error' needs class labels (task "
                        f"'classification'); this target was read as {task!r}.")
     x, _ = learnability.prepare_features(X)
@@ -87,7 +91,7 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
                     grad_clip=self.grad_clip, num_epochs=self.num_epochs,
                     batch_size=self.batch_size, minibatches_per_step=self.minibatches_per_step,
                     init_logit=self.init_logit, optimizer=self.optimizer,
-                    num_restarts=self.num_restarts, objective=self.objective)
+                    num_restarts=self.num_restarts, objective=objective)
     seed = 0 if self.random_state is None else int(self.random_state)
     result = fg.fit(x, t, hp, seed=seed)
     self.scores_ = result.weights
