@@ -23,12 +23,13 @@ Commands (`:cpu` variant; wall times measured on a shared, heavily loaded 2-core
       --config.experiment=scaling
 Variants: `:smoke` (seconds, tests), `:cpu`, `:paper` (10 seeds, 100 epochs, larger designs).
 
-Expected (measured, `:cpu`, classifier StandardScaler + RBF-SVM, mean of 5 seeds, k = 5/10/20/50):
-  madelon  FG 0.666/0.812/0.760/0.635, best univariate filter (f_classif) 0.667/0.806/0.754/0.624,
+Expected (measured, `:cpu`, classifier StandardScaler + RBF-SVM, mean of 5 seeds, k = 5/10/20/50;
+objective = classification error since session 13):
+  madelon  FG 0.661/0.806/0.759/0.640, best univariate filter (f_classif) 0.667/0.806/0.754/0.624,
            all features 0.582; 13 of the 20 relevant features in FG's top 20.
-  allaml   FG 0.918/0.909/0.945/0.955 (normalized_sgd, full batch; = f_classif at k = 5, 10),
+  allaml   FG 0.918/0.909/0.955/0.955 (normalized_sgd, full batch; = f_classif at k = 5, 10),
            mutual_info 0.927/0.945/0.945/0.945, all features 0.764.
-  arcene   FG 0.657/0.683/0.690/0.713 (same flags), f_classif 0.637/0.653/0.670/0.710,
+  arcene   FG 0.657/0.680/0.687/0.713 (same flags), f_classif 0.637/0.653/0.670/0.710,
            mutual_info 0.703/0.710/0.747/0.760, all features 0.730.
 Full tables and the other experiments: experiments/feature_gradients.md.
 """
