@@ -84,8 +84,8 @@ def test_moments_are_unbiased():
   stderr = m.std(0) / np.sqrt(draws)
   np.testing.assert_array_less(np.abs(m.mean(0) - truth), 4 * stderr + 1e-3)
   # The check has power: a biased variant (normalising by n^(k+1)/(k+1)! instead) fails it.
-  biased = m * np.array([scipy.special.comb(n, k + 1) * scipy.special.factorial(k + 1) / n ** (k + 1)
-                         for k in range(1, order + 1)])
+  biased = m * np.array([scipy.special.comb(n, k + 1) * scipy.special.factorial(k + 1)
+                         / n ** (k + 1) for k in range(1, order + 1)])
   assert np.any(np.abs(biased.mean(0) - truth) > 4 * stderr + 1e-3)
 
 
@@ -98,7 +98,8 @@ def test_minimax_coefficients_order1_closed_form():
 
 @pytest.mark.parametrize("order", [2, 4, 6])
 def test_minimax_coefficients_equioscillate(order):
-  """Chebyshev alternation: the LP optimum's error reaches +-err at >= order + 1 alternating points."""
+  """Chebyshev alternation: the LP optimum's error reaches +-err at >= order + 1 alternating
+  points."""
   c, err = learnability.minimax_coefficients(order)
   lam = np.linspace(0, 1, 20001)
   resid = lam - sum(ck * lam ** (k + 2) for k, ck in enumerate(c))
@@ -212,7 +213,8 @@ def test_normalized_sgd_ranks_by_strength_where_full_batch_adam_ties():
   t = learnability.prepare_targets(y, "regression")
   hp = fg.Hparams(num_epochs=30, batch_size=0, sparsity=0.1, learning_rate=0.05)
   adam = fg.fit(xs, t, hp).logits
-  nsgd = fg.fit(xs, t, dataclasses.replace(hp, optimizer="normalized_sgd", learning_rate=0.2)).logits
+  nsgd = fg.fit(xs, t, dataclasses.replace(hp, optimizer="normalized_sgd",
+                                           learning_rate=0.2)).logits
   assert np.ptp(adam[:3]) < 0.05 * np.ptp(adam)
   np.testing.assert_array_equal(np.argsort(-nsgd)[:3], [0, 1, 2])
   assert nsgd[0] - nsgd[1] > 0.1 and nsgd[1] - nsgd[2] > 0.1

@@ -134,8 +134,8 @@ def batch_plan(num_rows: int, hp: Hparams) -> tuple[int, int, int]:
   b = num_rows if hp.batch_size in (0, None) or hp.batch_size > num_rows else hp.batch_size
   if b < hp.order + 1:
     raise ValueError(f"Batch size {b} is too small for order {hp.order}: the estimator needs at "
-                     f"least order + 1 = {hp.order + 1} rows per mini-batch. Use more rows, a larger "
-                     "batch_size or a lower order.")
+                     f"least order + 1 = {hp.order + 1} rows per mini-batch. Use more rows, a "
+                     "larger batch_size or a lower order.")
   m = hp.minibatches_per_step
   num_mb = num_rows // b
   if num_mb < m:
@@ -189,7 +189,8 @@ def fit(x: np.ndarray, y: np.ndarray, hp: Hparams, seed: int = 0,
           for r in range(hp.num_restarts)]
   logits = np.mean([z for z, _ in runs], axis=0)
   coeffs, _ = learnability.minimax_coefficients(hp.order)
-  return FitResult(weights=np.asarray(feature_weights(jnp.asarray(logits))), logits=logits, history=runs[0][1], coeffs=coeffs,
+  return FitResult(weights=np.asarray(feature_weights(jnp.asarray(logits))), logits=logits,
+                   history=runs[0][1], coeffs=coeffs,
                    seconds=time.time() - t0)
 
 
@@ -213,8 +214,8 @@ def _fit_once(x, y, hp: Hparams, seed: int, restart: int, mesh, log_fn):
       window.append(metrics)
     metrics = {k: float(np.mean([jax.device_get(w[k]) for w in window])) for k in window[0]}
     if not math.isfinite(metrics["loss"]):
-      raise FloatingPointError(f"Feature Gradients loss is {metrics['loss']} at epoch {epoch}; lower "
-                               "the learning rate or the order, or enable grad_clip.")
+      raise FloatingPointError(f"Feature Gradients loss is {metrics['loss']} at epoch {epoch}; "
+                               "lower the learning rate or the order, or enable grad_clip.")
     metrics["epoch"] = epoch + 1
     history.append(metrics)
     if log_fn is not None:

@@ -5,8 +5,9 @@ NeurIPS 2018 (arXiv 1805.01626), Sec. 2-3; used as the objective of Feature Grad
 (Sheth & Fusi, AISTATS 2020, arXiv 1908.10382, Sec. 3).
 
 For rows x_i ~ (0, Sigma) and y_i = beta^T x_i + noise, let G = triu(X X^T, 1) (strictly upper
-triangular). Every term of y^T G^k y is a chain y_{i0} <x_{i0}, x_{i1}> ... <x_{i(k-1)}, x_{ik}> y_{ik}
-over k + 1 distinct indices i0 < ... < ik, whose expectation is beta^T Sigma^(k+1) beta, so
+triangular). Every term of y^T G^k y is a chain
+y_{i0} <x_{i0}, x_{i1}> ... <x_{i(k-1)}, x_{ik}> y_{ik} over k + 1 distinct indices
+i0 < ... < ik, whose expectation is beta^T Sigma^(k+1) beta, so
 
   m_k = y^T G^k y / C(n, k + 1)                                           (KV eq. 3)
 
@@ -196,14 +197,15 @@ def prepare_features(x) -> tuple[np.ndarray, dict[str, np.ndarray | float]]:
     raise ValueError(f"Need at least 2 samples to estimate learnability, got n_samples={n}.")
   bad = np.flatnonzero(~np.all(np.isfinite(x), axis=0))
   if bad.size:
-    raise ValueError(f"X has NaN or infinite values in {bad.size} column(s), e.g. {bad[:5].tolist()}. "
-                     "Impute them first (e.g. sklearn.impute.SimpleImputer in a Pipeline).")
+    raise ValueError(f"X has NaN or infinite values in {bad.size} column(s), e.g. "
+                     f"{bad[:5].tolist()}. Impute them first (e.g. "
+                     "sklearn.impute.SimpleImputer in a Pipeline).")
   mean = x.mean(0)
   std = x.std(0)
   const = np.flatnonzero(std <= 1e-12 * np.maximum(1.0, np.abs(mean)))
   if const.size:
-    raise ValueError(f"X has {const.size} constant column(s), e.g. {const[:5].tolist()}; they carry "
-                     "no information and cannot be standardised. Drop them first (e.g. "
+    raise ValueError(f"X has {const.size} constant column(s), e.g. {const[:5].tolist()}; they "
+                     "carry no information and cannot be standardised. Drop them first (e.g. "
                      "sklearn.feature_selection.VarianceThreshold before this step).")
   z = ((x - mean) / std).astype(np.float32)
   lam = top_eigenvalue(z)
@@ -225,7 +227,8 @@ def prepare_targets(y, task: str) -> np.ndarray:
   if y.ndim != 1:
     raise ValueError(f"y must be 1-D [num_samples], got shape {y.shape}.")
   if y.shape[0] < 2:
-    raise ValueError(f"Need at least 2 samples to estimate learnability, got n_samples={y.shape[0]}.")
+    raise ValueError("Need at least 2 samples to estimate learnability, got "
+                     f"n_samples={y.shape[0]}.")
   if task == "classification":
     classes = np.unique(y)
     if classes.size < 2:

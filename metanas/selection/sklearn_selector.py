@@ -74,7 +74,8 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     """Learns feature weights on [N, D] `X` and [N] `y`; returns self."""
     X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=False, y_numeric=False)
     if self.selection not in ("top_k", "threshold", "elbow"):
-      raise ValueError(f"selection must be 'top_k', 'threshold' or 'elbow', got {self.selection!r}.")
+      raise ValueError("selection must be 'top_k', 'threshold' or 'elbow', got "
+                       f"{self.selection!r}.")
     if self.selection == "top_k" and not 1 <= self.n_features_to_select <= X.shape[1]:
       raise ValueError(f"n_features_to_select={self.n_features_to_select} must be in "
                        f"1..{X.shape[1]} (the number of features).")
