@@ -19,6 +19,10 @@ baselines 23 min, one adaptation ~1-2 min; ~1.5 h in all.
 Measured `:cpu_5shot` (progressive shrinking, session 12; depth-varied `:paper` baselines): GA
 sub-networks 72-92% against the manual front 74-97%, above it only at the cheapest budgets on
 cpu_1t_b1 and mobile_cpu (2-3 points closer than the uniform supernet; still below elsewhere).
+With the time (about 2 h here), `--config.train.num_steps=30000` (same stage boundaries) brings the
+GA points 1-3 points closer again (session 13: 75-92%, mean margin at the budget 0.0 / -6.5 /
+-0.1 points on cpu_1t_b1 / cpu_all_b25 / mobile_cpu against -0.6 / -8.0 / -1.4), still below the
+front at most budgets; the default stays at 15000 steps.
 Reference points: MAML Conv-4 (Finn et al. 2017) 98.7% (1-shot) / 99.9% (5-shot). The H-Meta-NAS
 paper claims Pareto dominance over manual Conv-N baselines; its headline number is on Mini-ImageNet
 (+5.21% accuracy at 60% less computation, 5-way 1-shot).
