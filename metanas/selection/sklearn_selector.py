@@ -30,7 +30,8 @@ class FeatureGradientsSelector(SelectorMixin, BaseEstimator):
     threshold: weight threshold for `selection="threshold"`.
     task: "auto" (classification for class-like targets), "classification" or "regression".
     order: estimator order K (1..12).
-    sparsity: w in the loss (1 - w) (1 - EV) + w mean(s).
+    sparsity: w in the loss (1 - w) * term + w mean(s), term = 1 - EV or the classification
+      error (see `objective`).
     learning_rate, grad_clip, num_epochs, batch_size, minibatches_per_step, init_logit, optimizer,
       num_restarts: see `feature_gradients.Hparams`.
     objective: "auto" (the error of the best linear classifier for a classification task, 1 - EV
