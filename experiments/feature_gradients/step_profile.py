@@ -19,6 +19,15 @@ from metanas.selection import feature_gradients as fg
 from metanas.selection import learnability
 
 
+def _seconds_per_call(fn, calls: int = 20) -> float:
+  """Mean wall time of `fn()` (which returns arrays to wait for) over `calls` calls."""
+  t = time.perf_counter()
+  for _ in range(calls):
+    out = fn()
+  jax.block_until_ready(out)
+  return (time.perf_counter() - t) / calls
+
+
 def main(dims) -> None:
   hp = fg.Hparams(batch_size=64, minibatches_per_step=1)
   coeffs = jnp.asarray(learnability.minimax_coefficients(hp.order)[0], jnp.float32)
@@ -31,18 +40,11 @@ def main(dims) -> None:
     x = jnp.asarray(rng.standard_normal((1, 64, d), dtype=np.float32) / 10)
     y = jnp.asarray(rng.standard_normal((1, 64, 1), dtype=np.float32))
     state = fg.init_state(d, hp)
-    state, _ = step(state, {"x": x, "y": y}, coeffs)
+    batch = {"x": x, "y": y}
+    jax.block_until_ready(step(state, batch, coeffs))  # Compile both before timing.
     jax.block_until_ready(matvec(x[0], y[0, :, 0]))
-    t = time.perf_counter()
-    for _ in range(20):
-      state, _ = step(state, {"x": x, "y": y}, coeffs)
-    jax.block_until_ready(state.logits)
-    ts = (time.perf_counter() - t) / 20
-    t = time.perf_counter()
-    for _ in range(20):
-      out = matvec(x[0], y[0, :, 0])
-    jax.block_until_ready(out)
-    tm = (time.perf_counter() - t) / 20
+    ts = _seconds_per_call(lambda: step(state, batch, coeffs))
+    tm = _seconds_per_call(lambda: matvec(x[0], y[0, :, 0]))
     print(f"| {d} | {64 * d * 4 / 2 ** 20:.1f} | {ts * 1e3:.1f} | {ts / d * 1e9:.0f} | "
           f"{tm * 1e3:.2f} | {tm / d * 1e9:.0f} |", flush=True)
 

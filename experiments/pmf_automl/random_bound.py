@@ -31,13 +31,10 @@ def table(errors: np.ndarray, cols: np.ndarray, name: str) -> None:
       exp = baselines.random_search_expected(np.nan_to_num(y), avail, t_max, speed)
       opt = np.nanmin(y)
       regret.append([exp[min(t, t_max) - 1] - opt for t in REPORT_AT])
-      n_opt = int(np.sum(y[avail] <= opt))
-      k = np.minimum(speed * np.asarray(REPORT_AT), n)
-      # P(no optimal pipeline among k distinct draws) = C(n - n_opt, k) / C(n, k).
-      miss = np.array([np.prod((n - n_opt - np.arange(kk)) / (n - np.arange(kk)))
-                       if kk <= n - n_opt else 0.0 for kk in k])
-      found.append(1.0 - miss)
-      seen.append(k / n)
+      # The same expectation over the indicator "not optimal" is P(no optimum drawn yet).
+      miss = baselines.random_search_expected((y > opt).astype(float), avail, t_max, speed)
+      found.append([1.0 - miss[min(t, t_max) - 1] for t in REPORT_AT])
+      seen.append(np.minimum(speed * np.asarray(REPORT_AT), n) / n)
     regret, found, seen = map(np.asarray, (regret, found, seen))
     se = regret.std(axis=0, ddof=1) / np.sqrt(len(cols))
     rows.append((speed, regret.mean(0), se, found.mean(0), seen.mean(0)))

@@ -74,8 +74,7 @@ def random_search_expected(y: np.ndarray, available: np.ndarray, num_evals: int,
   log_c = lambda top, kk: (special.gammaln(top + 1) - special.gammaln(kk + 1)
                            - special.gammaln(np.maximum(top - kk, 0) + 1))
   tail = np.where(a >= k, np.exp(log_c(a, k) - log_c(n, k)), 0.0)       # P(min >= v_j)
-  prob = tail - np.concatenate([tail[:, 1:], np.zeros((tail.shape[0], 1))], axis=1)
-  return prob @ v
+  return -np.diff(tail, axis=1, append=0.0) @ v                        # P(min = v_j) @ v
 
 
 def normalized_ranks(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

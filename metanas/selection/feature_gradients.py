@@ -11,9 +11,8 @@ averaged over mini-batches (unbiased per mini-batch, so the average is too). Wit
 `objective="classification_error"` the first term is instead the estimated error of the best
 linear classifier, (1 - sqrt(EV_c)) / 2 per one-vs-rest class column c, averaged over classes and
 mini-batches (`learnability.linear_classification_error`; a per-mini-batch nonlinearity, so not
-unbiased). One step takes
-`minibatches_per_step` mini-batches, sharded over the devices of a mesh (gradient accumulation by
-the mean over them), clips the gradient and applies Adam. Features are then chosen by top-k,
+unbiased). One step takes `minibatches_per_step` mini-batches, sharded over the devices of a mesh
+(gradient accumulation by the mean over them), clips the gradient and applies Adam. Features are then chosen by top-k,
 a threshold on s, or the elbow of the learnability curve.
 """
 
@@ -49,8 +48,9 @@ class Hparams:
   # keeps the features' relative gradient magnitudes, i.e. their estimated contributions to EV.
   optimizer: str = "adam"
   num_restarts: int = 1           # independent mini-batch orders; their weights s are averaged.
-  # "explained_variance" (1 - EV; regression, and the default for labels too) or
-  # "classification_error" ((1 - sqrt(EV)) / 2 per one-vs-rest column; binary/multiclass labels).
+  # "explained_variance" (1 - EV; any target) or "classification_error" ((1 - sqrt(EV)) / 2 per
+  # one-vs-rest column; labels only; the selection experiments' config and the selector's "auto"
+  # use it for labels).
   objective: str = "explained_variance"
 
 
