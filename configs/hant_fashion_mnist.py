@@ -54,7 +54,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.budget_fracs = (0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
   # Also "ip_fit", "greedy_fit", "random_fit" (the same selections on scores fitted to briefly
   # fine-tuned random students, metanas/hant/fit_scores.py) and "best_sample" (the best of those).
+  # A suffix "_rf" ("ip_rf", "random_rf") adds a receptive-field floor (an extension:
+  # experiments/hant/rf/RULE.md): rf_floor input pixels, 0 = min(image size, the teacher's field).
   c.methods = ("ip", "greedy", "random")
+  c.rf_floor = 0
   # Fitted scores: num_samples random feasible students (budgets uniform in budget_range of the
   # teacher's predicted latency, devices in turn), each fine-tuned `steps` steps.
   c.fit = dict(num_samples=64, steps=300, batch_size=64, budget_range=(0.3, 0.9))

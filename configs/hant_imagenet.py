@@ -41,7 +41,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   c.finetune = dict(steps=20_000, batch_size=256, learning_rate=3e-4, alpha=0.7, temperature=2.0)
   c.devices = ("cpu_1t_b1", "cpu_all_b25")
   c.budget_fracs = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-  c.methods = ("ip", "greedy", "random")
+  c.methods = ("ip", "greedy", "random")  # "ip_rf" / "random_rf": see hant_fashion_mnist.py.
+  c.rf_floor = 0
   c.width_mults = (0.5, 0.75)
   c.latency = dict(repeats=20, num_random_nets=20)
   c.solver_time_limit_s = 10.0

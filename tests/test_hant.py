@@ -343,3 +343,83 @@ def test_select_with_fitted_scores_needs_them():
     acc_lib.selection_problem(arch, cands, None, score_kind="fit")
   with pytest.raises(ValueError, match="Unknown score_kind"):
     acc_lib.selection_problem(arch, cands, None, score_kind="magic")
+
+
+# ----- Receptive-field floor (an extension: experiments/hant/rf/RULE.md) --------------------------
+
+def test_receptive_field_equals_the_support_of_an_output_units_gradient():
+  """The additive count equals the input pixels one central output unit depends on (positive
+  weights and inputs keep every ReLU open; avg-pool spreads its gradient over its window)."""
+  arch = network.cnn_arch(widths=(4, 8), depths=(3, 2), image_hw=48)
+  mixes = [arch.teacher_ops, ("conv_k1",) * 4, ("skip", "lr_r2_k3", "conv_k5", "skip"),
+           ("dws_k5_d2", "bn_r2_k3", "ir_e3_k3", "pool_avg_k3"),
+           ("conv_k3_d2", "skip", "fac_k5", "conv_k1")]
+  for ops in mixes:
+    params = jax.tree.map(jnp.abs, network.init(arch, ops, jax.random.key(0)))
+    x = jnp.ones((1, 48, 48, 1))
+
+    def centre(x, ops=ops, params=params):
+      acts = network.activations(arch, ops, params, x)
+      h = acts[-1].shape[1] // 2
+      return jnp.sum(acts[-1][0, h, h])
+
+    g = np.asarray(jax.grad(centre)(x))[0, :, :, 0]
+    rows = np.nonzero(np.any(g != 0, axis=1))[0]
+    cols = np.nonzero(np.any(g != 0, axis=0))[0]
+    support = min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+    assert support == network.receptive_field(arch, ops), ops
+  assert network.receptive_field(network.cnn_arch(), network.cnn_arch().teacher_ops) == 37
+  assert network.default_rf_floor(network.cnn_arch()) == 28
+
+
+def test_ip_with_a_lower_bound_matches_brute_force_and_random_draws_meet_it():
+  rng = np.random.default_rng(4)
+  for _ in range(5):
+    scores, lats = solver.random_instance(5, 4, rng)
+    rf = [rng.integers(0, 5, 4) for _ in range(5)]
+    budget = 0.5 * (sum(t.min() for t in lats) + sum(t.max() for t in lats))
+    feasible = [ch for ch in itertools.product(range(4), repeat=5)
+                if sum(t[c] for t, c in zip(lats, ch)) <= budget]
+    floor = int(np.median([sum(v[c] for v, c in zip(rf, ch)) for ch in feasible]))
+    best = max(sum(s[c] for s, c in zip(scores, ch)) for ch in feasible
+               if sum(v[c] for v, c in zip(rf, ch)) >= floor)
+    sol = solver.solve(scores, lats, budget, at_least=[(rf, floor)], latency_resolution_ms=1e-7)
+    np.testing.assert_allclose(sol.score, best, rtol=1e-6)
+    assert sum(v[c] for v, c in zip(rf, sol.choice)) >= floor
+    draws = solver.random_feasible(scores, lats, budget, 5, rng, at_least=[(rf, floor)])
+    assert len(draws) == 5
+    for d in draws:
+      assert d.latency <= budget + 1e-9 and sum(v[c] for v, c in zip(rf, d.choice)) >= floor
+  with pytest.raises(ValueError, match="lower bounds"):
+    solver.solve([np.zeros(2)], [np.array([1.0, 2.0])], 1.5, at_least=[([np.array([0, 5])], 1)])
+
+
+def test_select_with_rf_floor_caps_it_at_the_widest_field_within_budget(tiny):
+  arch, cands = tiny["arch"], tiny["cands"]
+  table = _table(arch, cands)
+  t_ms = table.predict(latency_tables.network_keys(arch, arch.teacher_ops))
+  fastest = acc_lib.fastest_latency(arch, cands, table)
+  names, _, lats = acc_lib.selection_problem(arch, cands, table)
+  for frac in (0.1, 0.5):
+    budget = fastest + frac * (t_ms - fastest)
+    rf, floor = acc_lib.rf_floor_problem(arch, names, lats, budget - table["stem_head"], 10**6)
+    widest = network.STEM_RF + floor  # An unreachable floor is capped at the widest field.
+    for method in ("ip", "random"):
+      ops, _ = acc_lib.select(arch, cands, table, budget, method=method, min_rf=10**6,
+                              rng=np.random.default_rng(0))
+      # The IP may exceed the budget by its 1 us rounding per layer (solver docstring).
+      slack = len(arch.layers) * 1e-3 if method == "ip" else 1e-9
+      assert table.predict(latency_tables.network_keys(arch, ops)) <= budget + slack
+      assert network.receptive_field(arch, ops) == widest
+    ops, _ = acc_lib.select(arch, cands, table, budget, min_rf=widest - 2)
+    assert network.receptive_field(arch, ops) >= widest - 2
+  with pytest.raises(ValueError, match="greedy"):
+    acc_lib.select(arch, cands, table, t_ms, method="greedy", min_rf=5)
+
+
+def test_parse_method_suffixes():
+  from metanas.hant import experiment  # pylint: disable=g-import-not-at-top
+  assert experiment._parse_method("ip") == ("ip", "single", False)  # pylint: disable=protected-access
+  assert experiment._parse_method("ip_rf") == ("ip", "single", True)  # pylint: disable=protected-access
+  assert experiment._parse_method("random_fit_rf") == ("random", "fit", True)  # pylint: disable=protected-access
+  assert experiment._parse_method("best_sample") == ("best_sample", "fit", False)  # pylint: disable=protected-access

@@ -88,13 +88,32 @@ def fastest_latency(arch, cands, table) -> float:
   return float(table["stem_head"] + sum(t.min() for t in lats))
 
 
+def rf_floor_problem(arch: network.Arch, names, lats, layer_budget: float, min_rf: int,
+                     time_limit_s: float = 10.0) -> tuple[list, int]:
+  """Per-layer receptive-field contributions and the floor on their sum for a budget.
+
+  The floor is min(min_rf, the largest receptive field any selection within the budget reaches)
+  minus the stem's share, so a floor above what the budget allows never makes it infeasible.
+  """
+  rf = [np.array([network.rf_contribution(arch, l, n) for n in ns]) for l, ns in enumerate(names)]
+  # 1 ns units: the budget's rounding slack (solver.solve) is negligible, so random draws within
+  # the exact budget can reach this field too.
+  widest = solver.solve(rf, lats, layer_budget, latency_resolution_ms=1e-6,
+                        time_limit_s=time_limit_s)
+  return rf, int(min(min_rf - network.STEM_RF, round(widest.score)))
+
+
 def select(arch: network.Arch, cands: Candidates, table: hw.LatencyTable, budget_ms: float,
            method: str = "ip", rng: np.random.Generator | None = None, num_random: int = 20,
-           time_limit_s: float = 10.0, score_kind: str = "single") -> tuple[tuple, solver.Solution]:
+           time_limit_s: float = 10.0, score_kind: str = "single",
+           min_rf: int = 0) -> tuple[tuple, solver.Solution]:
   """Chooses one op per layer for a whole-network latency budget (ms) on `table`'s device.
 
   method: "ip" (CP-SAT), "greedy", or "random" (best summed score of `num_random` feasible draws).
   score_kind: which scores are added up (see `selection_problem`).
+  min_rf: receptive-field floor in input pixels (0: none; `network.default_rf_floor` is the usual
+    choice), capped at the widest field the budget allows (`rf_floor_problem`). An extension, not in
+    the paper: the IP carries it as a linear constraint; "random" keeps only draws that meet it.
   Raises `solver.InfeasibleBudgetError` (a ValueError) naming the fastest achievable latency.
   """
   names, scores, lats = selection_problem(arch, cands, table, score_kind)
@@ -106,13 +125,19 @@ def select(arch: network.Arch, cands: Candidates, table: hw.LatencyTable, budget
         f"achievable network takes {fastest:.4f} ms (stem+head {fixed:.4f} ms + the fastest "
         "candidate of every layer). Raise the budget or add faster candidates.")
   layer_budget = budget_ms - fixed
+  at_least = None
+  if min_rf:
+    rf, floor = rf_floor_problem(arch, names, lats, layer_budget, min_rf, time_limit_s)
+    at_least = [(rf, floor)]
   if method == "ip":
-    sol = solver.solve(scores, lats, layer_budget, time_limit_s=time_limit_s)
+    sol = solver.solve(scores, lats, layer_budget, time_limit_s=time_limit_s, at_least=at_least)
   elif method == "greedy":
+    if min_rf:
+      raise ValueError("greedy selection has no receptive-field floor; use min_rf=0.")
     sol = solver.greedy(scores, lats, layer_budget)
   elif method == "random":
     draws = solver.random_feasible(scores, lats, layer_budget, num_random,
-                                   rng or np.random.default_rng(0))
+                                   rng or np.random.default_rng(0), at_least=at_least)
     sol = max(draws, key=lambda s: s.score)
   else:
     raise ValueError(f"Unknown selection method {method!r}; choose ip, greedy or random.")

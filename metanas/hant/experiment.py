@@ -94,13 +94,17 @@ CANDIDATE_KEYS = TEACHER_KEYS + ("candidates", "distill")
 FIT_KEYS = CANDIDATE_KEYS + ("fit", "finetune", "devices")
 
 
-def _parse_method(m: str) -> tuple[str, str]:
-  """'ip' -> ('ip', 'single'); 'ip_fit' -> ('ip', 'fit'); 'best_sample' -> ('best_sample', 'fit')."""
+def _parse_method(m: str) -> tuple[str, str, bool]:
+  """(selection, score kind, receptive-field floor): 'ip' -> ('ip', 'single', False); 'ip_fit' ->
+  ('ip', 'fit', False); 'ip_rf' -> ('ip', 'single', True); 'best_sample' -> (m, 'fit', False)."""
+  rf = m.endswith("_rf")
+  if rf:
+    m = m[:-len("_rf")]
   if m == "best_sample":
-    return m, "fit"
+    return m, "fit", rf
   if m.endswith("_fit"):
-    return m[:-len("_fit")], "fit"
-  return m, "single"
+    return m[:-len("_fit")], "fit", rf
+  return m, "single", rf
 
 
 def _fit(config, arch, teacher, cands, tables, data, rng) -> dict:
@@ -246,6 +250,10 @@ def run(config, workdir: str) -> dict:
   # one timing of every network (students, random nets) for the additive-model check.
   finetuned: dict = {}
   sweep, fits = [], {}
+  # Receptive-field floor of the *_rf methods (an extension): 0 in the config = the default.
+  rf_floor = config.get("rf_floor", 0) or network.default_rf_floor(arch)
+  results["teacher_receptive_field"] = network.receptive_field(arch, arch.teacher_ops)
+  results["rf_floor"] = rf_floor
   for dev in config.devices:
     table = tables[dev]
     t_pred = table.predict(latency_tables.network_keys(arch, arch.teacher_ops))
@@ -255,14 +263,15 @@ def run(config, workdir: str) -> dict:
       budget = frac * t_pred
       for method in config.methods:
         row = {"device": dev, "frac": frac, "budget_ms": budget, "method": method}
-        base, kind = _parse_method(method)
+        base, kind, rf = _parse_method(method)
         try:
           if base == "best_sample":
             ops, sol = _best_sample(arch, fit, table, budget)
           else:
             ops, sol = acc_lib.select(arch, cands, table, budget, method=base,
                                       rng=np.random.default_rng(config.seed), num_random=20,
-                                      time_limit_s=config.solver_time_limit_s, score_kind=kind)
+                                      time_limit_s=config.solver_time_limit_s, score_kind=kind,
+                                      min_rf=rf_floor if rf else 0)
         except solver.InfeasibleBudgetError as e:
           row["infeasible"] = str(e)
           sweep.append(row)
@@ -270,6 +279,7 @@ def run(config, workdir: str) -> dict:
         if ops not in finetuned:
           finetuned[ops] = _finetune(config, teacher, cands, ops, data, rng)
         row.update(ops=list(ops), predicted_ms=table.predict(latency_tables.network_keys(arch, ops)),
+                   receptive_field=network.receptive_field(arch, ops),
                    solve_time_s=sol.solve_time_s, score=sol.score, **finetuned[ops])
         sweep.append(row)
         latency_tables.save_json(os.path.join(workdir, "sweep_partial.json"), sweep)
@@ -351,7 +361,9 @@ def _plots(workdir, sweep, fits, results, devices):
             "ip_fit": ("o-", "integer program, fitted scores"),
             "greedy_fit": ("s--", "greedy, fitted scores"),
             "random_fit": ("^:", "best of 20 random, fitted scores"),
-            "best_sample": ("v-.", "best fit sample")}
+            "best_sample": ("v-.", "best fit sample"),
+            "ip_rf": ("P-", "integer program, receptive-field floor"),
+            "random_rf": ("x:", "best of 20 random, receptive-field floor")}
   for dev in devices:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for m, (st, label) in styles.items():

@@ -113,6 +113,43 @@ def layer_ops(arch: Arch, ops: tuple) -> list:
   return out
 
 
+def layer_jumps(arch: Arch) -> list[int]:
+  """Spacing, in input pixels, of every swappable layer's input grid (the stem's and the earlier
+  layers' strides multiplied)."""
+  jumps, j = [], arch.stem_stride
+  for layer in arch.layers:
+    jumps.append(j)
+    j *= layer.stride
+  return jumps
+
+
+def rf_contribution(arch: Arch, i: int, name: str) -> int:
+  """Pixels op `name` in layer i adds to the network's receptive field (input-image pixels)."""
+  layer = arch.layers[i]
+  op = ops_lib.make_op(name, layer.c_in, layer.c_out, layer.stride)
+  if op is None:
+    raise ValueError(f"Op {name!r} does not fit layer {i} ({layer.signature}).")
+  return ops_lib.rf_growth(op) * layer_jumps(arch)[i]
+
+
+STEM_RF = 3  # The stem's 3x3 conv.
+
+
+def receptive_field(arch: Arch, ops: tuple) -> int:
+  """Receptive field (input pixels, narrower axis) of one output unit of the last layer: the stem's
+  3x3 conv plus every layer's `rf_contribution` (the head's 1x1 conv and global pool add none).
+  The Fashion-MNIST teacher's is 37; a network of 1x1 convs sees only the stem's 3 pixels."""
+  if len(ops) != len(arch.layers):
+    raise ValueError(f"Got {len(ops)} ops for {len(arch.layers)} layers.")
+  return STEM_RF + sum(rf_contribution(arch, i, n) for i, n in enumerate(ops))
+
+
+def default_rf_floor(arch: Arch) -> int:
+  """min(input size, the teacher's receptive field): every output unit of the student sees the
+  whole image, or as much of it as the teacher's do."""
+  return min(arch.image_hw, receptive_field(arch, arch.teacher_ops))
+
+
 def init(arch: Arch, ops: tuple, rng: jax.Array) -> dict:
   """Parameters {"stem", "layers", "head"} of the network running `ops`."""
   r_stem, r_layers, r_head, r_dense = jax.random.split(rng, 4)

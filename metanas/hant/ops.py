@@ -156,6 +156,26 @@ def cost(op: Op, h: int, w: int) -> dict:
   return {"flops": 2.0 * macs, "params": n_params, "act_bytes": 4.0 * act}
 
 
+def rf_growth(op: Op) -> int:
+  """Pixels (of the op's input grid) the op adds to the receptive field, along its narrower axis.
+
+  Stages in sequence: a k x k stage with dilation d adds (k - 1) d times the spacing of its input
+  (the product of the earlier stages' strides). A residual (or `skip`) adds nothing to the widest
+  path. The receptive field of a layered network is additive in these (`network.receptive_field`).
+  """
+  grow_h = grow_w = 0
+  jump = 1
+  for st in op.stages:
+    if isinstance(st, Pool):
+      kh = kw = (st.k - 1)
+    else:
+      kh, kw = (st.kh - 1) * st.dilation, (st.kw - 1) * st.dilation
+    grow_h += kh * jump
+    grow_w += kw * jump
+    jump *= st.stride
+  return min(grow_h, grow_w)
+
+
 # ----- Registry -----------------------------------------------------------------------------------
 
 def _conv(k, d=1):

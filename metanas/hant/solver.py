@@ -69,7 +69,7 @@ def _pareto(s: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def solve(scores, latencies, budget: float, extra=None, latency_resolution_ms: float = 1e-3,
           score_scale: float | None = None, time_limit_s: float = 10.0,
-          num_workers: int = 2) -> Solution:
+          num_workers: int = 2, at_least=None) -> Solution:
   """Maximises the summed score under the latency budget with CP-SAT.
 
   Args:
@@ -78,6 +78,8 @@ def solve(scores, latencies, budget: float, extra=None, latency_resolution_ms: f
     budget: latency budget (ms).
     extra: optional list of (per-layer values, budget) pairs, e.g. FLOPs or parameter budgets
       (integerised with a relative resolution of 1e-6 of the budget, rounded up: conservative).
+    at_least: optional list of (per-layer integer values, minimum) pairs: lower bounds, e.g. a
+      receptive-field floor (`network.rf_contribution`).
     latency_resolution_ms, score_scale: integer scaling (module docstring).
     time_limit_s, num_workers: CP-SAT parameters.
 
@@ -89,7 +91,8 @@ def solve(scores, latencies, budget: float, extra=None, latency_resolution_ms: f
   lats = [np.asarray(t, np.float64) for t in latencies]
   _check(scores, lats, budget)
   start = time.perf_counter()
-  keep = [_pareto(s, t) if not extra else np.arange(len(s)) for s, t in zip(scores, lats)]
+  prune = not extra and not at_least  # Dominance is only about score and latency.
+  keep = [_pareto(s, t) if prune else np.arange(len(s)) for s, t in zip(scores, lats)]
   rel = [s - s.max() for s in scores]
   span = max(max(float(np.max(-r)) for r in rel), 1e-12)
   scale = score_scale if score_scale is not None else 1e6 / span
@@ -110,6 +113,9 @@ def solve(scores, latencies, budget: float, extra=None, latency_resolution_ms: f
   model.Add(sum(lat_terms) <= int(np.floor(budget / latency_resolution_ms + slack + 1e-9)))
   for e, (_, e_budget) in enumerate(extra or []):
     model.Add(sum(extra_terms[e]) <= int(np.floor(1e6 + 1e-9)))
+  for vals, minimum in at_least or []:
+    model.Add(sum(int(vals[l][c]) * v for l, (x, idx) in enumerate(zip(xs, keep))
+                  for v, c in zip(x, idx)) >= int(np.ceil(minimum)))
   model.Maximize(sum(obj_terms))
   solver = cp_model.CpSolver()
   solver.parameters.max_time_in_seconds = time_limit_s
@@ -118,6 +124,11 @@ def solve(scores, latencies, budget: float, extra=None, latency_resolution_ms: f
   elapsed = time.perf_counter() - start
   if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
     fastest = float(sum(np.min(t) for t in lats))
+    if at_least:
+      raise InfeasibleBudgetError(
+          f"CP-SAT found no selection within {budget:.4f} ms that also meets the lower bounds "
+          f"{[m for _, m in at_least]} ({solver.StatusName(status)}); the fastest achievable "
+          f"latency without them is {fastest:.4f} ms. Raise the budget or lower the bounds.")
     raise InfeasibleBudgetError(
         f"CP-SAT found no selection within {budget:.4f} ms ({solver.StatusName(status)}); the "
         f"fastest achievable latency is {fastest:.4f} ms (after rounding to "
@@ -162,14 +173,20 @@ def greedy(scores, latencies, budget: float) -> Solution:
                   time.perf_counter() - start, "GREEDY")
 
 
-def random_feasible(scores, latencies, budget: float, num: int, rng: np.random.Generator) -> list:
+def random_feasible(scores, latencies, budget: float, num: int, rng: np.random.Generator,
+                    at_least=None, max_draws_per_sample: int = 1000) -> list:
   """`num` random feasible selections: layers in random order, each candidate drawn uniformly among
-  those that still leave room for the fastest choice of every remaining layer."""
+  those that still leave room for the fastest choice of every remaining layer.
+
+  at_least: optional (per-layer values, minimum) lower bounds (as in `solve`); draws that miss one
+  are rejected, at most `max_draws_per_sample * num` draws in all (fewer selections are returned
+  if the bounds are rarely met; none raises `InfeasibleBudgetError`).
+  """
   _check(scores, latencies, budget)
   lats = [np.asarray(t, np.float64) for t in latencies]
   mins = np.array([t.min() for t in lats])
   out = []
-  for _ in range(num):
+  for _ in range(num * (max_draws_per_sample if at_least else 1)):
     start = time.perf_counter()
     choice = np.zeros(len(lats), int)
     order = rng.permutation(len(lats))
@@ -179,8 +196,16 @@ def random_feasible(scores, latencies, budget: float, num: int, rng: np.random.G
       ok = np.nonzero(used + lats[l] + rest <= budget + 1e-12)[0]
       choice[l] = rng.choice(ok)
       used += lats[l][choice[l]]
+    if at_least and any(_total(v, choice) < m - 1e-9 for v, m in at_least):
+      continue
     out.append(Solution(choice, _total(scores, choice), _total(lats, choice),
                         time.perf_counter() - start, "RANDOM"))
+    if len(out) == num:
+      break
+  if not out:
+    raise InfeasibleBudgetError(
+        f"No random selection within {budget:.4f} ms met the lower bounds "
+        f"{[m for _, m in at_least]} in {num * max_draws_per_sample} draws.")
   return out
 
 
