@@ -211,10 +211,14 @@ def test_accelerate_at_teacher_budget_returns_teacher_and_infeasible_errors(tiny
                            jax.random.key(0), measure=False)
   assert out["ops"] == arch.teacher_ops
   assert out["predicted_ms"] == pytest.approx(t_ms)
+  assert out["receptive_field"] == network.receptive_field(arch, arch.teacher_ops)
   fastest = acc_lib.fastest_latency(arch, cands, table)
   low = acc_lib.accelerate(tiny["teacher"], tiny["data"], table, 0.5 * (fastest + t_ms), cands, ft,
                            jax.random.key(0), measure=False)
   assert low["predicted_ms"] <= 0.5 * (fastest + t_ms) + 1e-2 and low["ops"] != arch.teacher_ops
+  wide = acc_lib.accelerate(tiny["teacher"], tiny["data"], table, 0.5 * (fastest + t_ms), cands,
+                            ft, jax.random.key(0), measure=False, min_rf=10**6)
+  assert wide["receptive_field"] >= low["receptive_field"]
   with pytest.raises(ValueError, match=f"fastest achievable network takes {fastest:.4f} ms"):
     acc_lib.accelerate(tiny["teacher"], tiny["data"], table, 0.9 * fastest, cands, ft,
                        jax.random.key(0), measure=False)

@@ -147,7 +147,8 @@ def select(arch: network.Arch, cands: Candidates, table: hw.LatencyTable, budget
 
 def accelerate(teacher: Teacher, data: dict, device: str | hw.LatencyTable, budget_ms: float,
                cands: Candidates, finetune_cfg, rng: jax.Array, method: str = "ip",
-               measure: bool = True, log: Callable | None = None) -> dict[str, Any]:
+               measure: bool = True, log: Callable | None = None,
+               min_rf: int = 0) -> dict[str, Any]:
   """Accelerates `teacher` for `device` under a whole-network latency budget (ms).
 
   Args:
@@ -160,15 +161,17 @@ def accelerate(teacher: Teacher, data: dict, device: str | hw.LatencyTable, budg
     rng: PRNG key for fine-tuning.
     method: selection method (see `select`).
     measure: also time the student's whole network on the device.
+    log: optional callable(str).
+    min_rf: receptive-field floor in input pixels (see `select`; 0 = none, the paper's IP).
 
   Returns:
-    {"ops", "params", "predicted_ms", "measured_ms", "test_acc", "test_acc_before_finetune",
-     "solve_time_s", "score"}.
+    {"ops", "params", "receptive_field", "predicted_ms", "measured_ms", "test_acc",
+     "test_acc_before_finetune", "solve_time_s", "score"}.
   """
   arch = teacher.arch
   table = device if isinstance(device, hw.LatencyTable) else latency_tables.build_table(
       arch, {i: n for i, n in enumerate(cands.scores["names"])}, device)
-  ops, sol = select(arch, cands, table, budget_ms, method=method)
+  ops, sol = select(arch, cands, table, budget_ms, method=method, min_rf=min_rf)
   params = distill.student_params(cands.bank, ops, teacher.params)
   before = training.evaluate(arch, ops, params, data["x_test"], data["y_test"])
   params = training.kd_finetune(arch, ops, params, teacher.params, data["x_train"],
@@ -180,7 +183,7 @@ def accelerate(teacher: Teacher, data: dict, device: str | hw.LatencyTable, budg
   if log:
     log(f"{method} budget {budget_ms:.3f} ms: predicted {table.predict(latency_tables.network_keys(arch, ops)):.3f}"
         f" ms, acc {before['acc']:.4f} -> {after['acc']:.4f}")
-  return {"ops": ops, "params": params,
+  return {"ops": ops, "params": params, "receptive_field": network.receptive_field(arch, ops),
           "predicted_ms": table.predict(latency_tables.network_keys(arch, ops)),
           "measured_ms": measured, "test_acc": after["acc"],
           "test_acc_before_finetune": before["acc"], "solve_time_s": sol.solve_time_s,
