@@ -427,3 +427,25 @@ def test_parse_method_suffixes():
   assert experiment._parse_method("ip_rf") == ("ip", "single", True)  # pylint: disable=protected-access
   assert experiment._parse_method("random_fit_rf") == ("random", "fit", True)  # pylint: disable=protected-access
   assert experiment._parse_method("best_sample") == ("best_sample", "fit", False)  # pylint: disable=protected-access
+
+
+def test_rf_verdict_rule_flags_a_worse_ip_and_a_dominating_width_point():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
+                      "hant", "rf", "verdict.py")
+  spec = importlib.util.spec_from_file_location("hant_rf_verdict", path)
+  verdict = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(verdict)
+  row = lambda m, f, ms, acc: {"device": "d", "method": m, "frac": f, "measured_ms": ms,
+                               "test_acc": acc}
+  sweep = [row("ip_rf", 0.5, 1.0, 0.90), row("random", 0.5, 1.2, 0.902),
+           row("greedy", 0.5, 0.9, 0.88), row("ip_rf", 0.8, 2.0, 0.92),
+           row("random", 0.8, 2.0, 0.93), {"device": "d", "method": "width", "width_mult": 0.5,
+                                            "measured_ms": 1.5, "test_acc": 0.912}]
+  rows, ok = verdict.check(sweep)
+  got = {what: good for _, what, good, _ in rows}
+  assert got == {"50% vs random": True, "80% vs random": False, "50% vs greedy": True,
+                 "width x0.5": True} and not ok
+  sweep[-1]["test_acc"] = 0.915  # 0.4 points above the interpolated 91.0%.
+  assert not dict((w, g) for _, w, g, _ in verdict.check(sweep)[0])["width x0.5"]

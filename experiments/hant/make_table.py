@@ -29,23 +29,24 @@ def main(workdir: str, variant: str = "") -> None:
           f"{t_ms if t_ms is None else round(t_ms, 3)} ms, predicted "
           f"{res[f'{dev}/teacher_predicted_ms']:.3f} ms)\n")
     print("| budget (% of teacher pred.) | method | predicted ms | measured ms | speed-up | acc before "
-          "fine-tune | test acc | acc loss (pts) | solve s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "fine-tune | test acc | acc loss (pts) | solve s | RF |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in sweep:
       if r["device"] != dev:
         continue
       if r["method"] == "width":
         print(f"| - | width x{r['width_mult']} | - | {r['measured_ms']:.3f} | {r['speedup']:.2f}x | "
-              f"- | {100 * r['test_acc']:.2f} | {100 * (t_acc - r['test_acc']):.2f} | - |")
+              f"- | {100 * r['test_acc']:.2f} | {100 * (t_acc - r['test_acc']):.2f} | - | - |")
       elif "infeasible" in r:
-        print(f"| {100 * r['frac']:.0f}% | {r['method']} | infeasible | | | | | | |")
+        print(f"| {100 * r['frac']:.0f}% | {r['method']} | infeasible | | | | | | | |")
       else:
         m = r.get("measured_ms")
         sp = r.get("speedup")
         print(f"| {100 * r['frac']:.0f}% | {r['method']} | {r['predicted_ms']:.3f} | "
               f"{'-' if m is None else f'{m:.3f}'} | {'-' if sp is None else f'{sp:.2f}x'} | "
               f"{100 * r['acc_before']:.2f} | {100 * r['test_acc']:.2f} | "
-              f"{100 * (t_acc - r['test_acc']):.2f} | {r['solve_time_s']:.2f} |")
+              f"{100 * (t_acc - r['test_acc']):.2f} | {r['solve_time_s']:.2f} | "
+              f"{r.get('receptive_field', '-')} |")
 
 
 if __name__ == "__main__":
