@@ -423,10 +423,11 @@ def test_select_with_rf_floor_caps_it_at_the_widest_field_within_budget(tiny):
 
 def test_parse_method_suffixes():
   from metanas.hant import experiment  # pylint: disable=g-import-not-at-top
-  assert experiment._parse_method("ip") == ("ip", "single", False)  # pylint: disable=protected-access
-  assert experiment._parse_method("ip_rf") == ("ip", "single", True)  # pylint: disable=protected-access
-  assert experiment._parse_method("random_fit_rf") == ("random", "fit", True)  # pylint: disable=protected-access
-  assert experiment._parse_method("best_sample") == ("best_sample", "fit", False)  # pylint: disable=protected-access
+  parse = experiment._parse_method  # pylint: disable=protected-access
+  assert parse("ip") == ("ip", "single", False)
+  assert parse("ip_rf") == ("ip", "single", True)
+  assert parse("random_fit_rf") == ("random", "fit", True)
+  assert parse("best_sample") == ("best_sample", "fit", False)
 
 
 def test_rf_verdict_rule_flags_a_worse_ip_and_a_dominating_width_point():
