@@ -95,7 +95,7 @@ def rf_floor_problem(arch: network.Arch, names, lats, layer_budget: float, min_r
   The floor is min(min_rf, the largest receptive field any selection within the budget reaches)
   minus the stem's share, so a floor above what the budget allows never makes it infeasible.
   """
-  rf = [np.array([network.rf_contribution(arch, l, n) for n in ns]) for l, ns in enumerate(names)]
+  rf = network.rf_contributions(arch, names)
   # 1 ns units: the budget's rounding slack (solver.solve) is negligible, so random draws within
   # the exact budget can reach this field too.
   widest = solver.solve(rf, lats, layer_budget, latency_resolution_ms=1e-6,

@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from metanas.hant import ops as ops_lib
 
@@ -123,13 +124,20 @@ def layer_jumps(arch: Arch) -> list[int]:
   return jumps
 
 
-def rf_contribution(arch: Arch, i: int, name: str) -> int:
-  """Pixels op `name` in layer i adds to the network's receptive field (input-image pixels)."""
-  layer = arch.layers[i]
-  op = ops_lib.make_op(name, layer.c_in, layer.c_out, layer.stride)
-  if op is None:
-    raise ValueError(f"Op {name!r} does not fit layer {i} ({layer.signature}).")
-  return ops_lib.rf_growth(op) * layer_jumps(arch)[i]
+def rf_contributions(arch: Arch, names) -> list[np.ndarray]:
+  """Pixels (of the input image) each candidate adds to the network's receptive field.
+
+  names: per layer, the candidate op names. Returns per layer an int array, one entry per name
+  (the op's `ops_lib.rf_growth` times the spacing of the layer's input grid, `layer_jumps`).
+  """
+  out = []
+  for i, (ns, layer, jump) in enumerate(zip(names, arch.layers, layer_jumps(arch))):
+    ops = [ops_lib.make_op(n, layer.c_in, layer.c_out, layer.stride) for n in ns]
+    for n, op in zip(ns, ops):
+      if op is None:
+        raise ValueError(f"Op {n!r} does not fit layer {i} ({layer.signature}).")
+    out.append(np.array([ops_lib.rf_growth(op) * jump for op in ops], int))
+  return out
 
 
 STEM_RF = 3  # The stem's 3x3 conv.
@@ -137,11 +145,11 @@ STEM_RF = 3  # The stem's 3x3 conv.
 
 def receptive_field(arch: Arch, ops: tuple) -> int:
   """Receptive field (input pixels, narrower axis) of one output unit of the last layer: the stem's
-  3x3 conv plus every layer's `rf_contribution` (the head's 1x1 conv and global pool add none).
-  The Fashion-MNIST teacher's is 37; a network of 1x1 convs sees only the stem's 3 pixels."""
-  if len(ops) != len(arch.layers):
-    raise ValueError(f"Got {len(ops)} ops for {len(arch.layers)} layers.")
-  return STEM_RF + sum(rf_contribution(arch, i, n) for i, n in enumerate(ops))
+  3x3 conv plus what every layer's op adds (`rf_contributions`; the head's 1x1 conv and global
+  pool add none). The Fashion-MNIST teacher's is 37; a network of 1x1 convs sees only the stem's 3
+  pixels."""
+  return STEM_RF + sum(ops_lib.rf_growth(op) * jump
+                       for op, jump in zip(layer_ops(arch, ops), layer_jumps(arch)))
 
 
 def default_rf_floor(arch: Arch) -> int:

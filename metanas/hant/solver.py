@@ -79,7 +79,7 @@ def solve(scores, latencies, budget: float, extra=None, latency_resolution_ms: f
     extra: optional list of (per-layer values, budget) pairs, e.g. FLOPs or parameter budgets
       (integerised with a relative resolution of 1e-6 of the budget, rounded up: conservative).
     at_least: optional list of (per-layer integer values, minimum) pairs: lower bounds, e.g. a
-      receptive-field floor (`network.rf_contribution`).
+      receptive-field floor (`network.rf_contributions`).
     latency_resolution_ms, score_scale: integer scaling (module docstring).
     time_limit_s, num_workers: CP-SAT parameters.
 

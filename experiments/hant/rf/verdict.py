@@ -29,6 +29,8 @@ def check(sweep, method="ip_rf", tol=0.3):
                     f"{100 * r['test_acc']:.2f} vs {100 * b['test_acc']:.2f} ({d:+.2f} pts; "
                     f"{r['measured_ms']:.3f} vs {b['measured_ms']:.3f} ms)"))
     pts = sorted((r["measured_ms"], r["test_acc"]) for r in ours.values())
+    if not pts:
+      continue  # No student of `method` on this device: no curve to compare width points with.
     ms, acc = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
     for w in (r for r in rows if r["method"] == "width"):
       if w["measured_ms"] > ms.max():
