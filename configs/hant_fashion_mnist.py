@@ -62,6 +62,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
   # teacher's predicted latency, devices in turn), each fine-tuned `steps` steps.
   c.fit = dict(num_samples=64, steps=300, batch_size=64, budget_range=(0.3, 0.9))
   c.width_mults = (0.5,)
+  # Also distil each width-scaled network from the teacher with the students' fine-tuning recipe
+  # (row "width_kd": uniform scaling given the students' extra training budget).
+  c.width_kd = False
   c.latency = dict(repeats=10, num_random_nets=6)
   c.solver_time_limit_s = 10.0
   c.solver_benchmark = dict(num_layers=50, num_candidates=197, num_instances=1,

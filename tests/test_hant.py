@@ -450,3 +450,24 @@ def test_rf_verdict_rule_flags_a_worse_ip_and_a_dominating_width_point():
                  "width x0.5": True} and not ok
   sweep[-1]["test_acc"] = 0.915  # 0.4 points above the interpolated 91.0%.
   assert not dict((w, g) for _, w, g, _ in verdict.check(sweep)[0])["width x0.5"]
+  sweep.append(dict(sweep[-1], method="width_kd", test_acc=0.9))  # The distilled width row too.
+  assert dict((w, g) for _, w, g, _ in verdict.check(sweep)[0])["width x0.5 + KD"]
+
+
+def test_width_kd_distils_a_narrower_network_towards_the_teacher(tiny):
+  from metanas.hant import experiment  # pylint: disable=g-import-not-at-top
+  teacher, data = tiny["teacher"], tiny["data"]
+  arch_w = network.cnn_arch(widths=(2, 4), depths=(3, 2), image_hw=8)
+  params = network.init(arch_w, arch_w.teacher_ops, jax.random.key(5))
+  ft = config_dict.ConfigDict(dict(steps=30, batch_size=32, learning_rate=1e-2, alpha=1.0,
+                                   temperature=1.0))
+  x = jnp.asarray(data["x_train"])
+  t_prob = jax.nn.softmax(network.apply(teacher.arch, teacher.arch.teacher_ops, teacher.params, x))
+
+  def kl(p):
+    logp = jax.nn.log_softmax(network.apply(arch_w, arch_w.teacher_ops, p, x))
+    return float(jnp.mean(jnp.sum(t_prob * (jnp.log(t_prob) - logp), -1)))
+
+  got = experiment.width_kd(ft, arch_w, params, teacher, data, jax.random.key(0))
+  chex.assert_trees_all_equal_shapes(got, params)
+  assert kl(got) < 0.5 * kl(params)

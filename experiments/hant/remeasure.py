@@ -38,14 +38,15 @@ def main(workdir: str, repeats: int = 20, widths: tuple[int, ...] | None = None,
   if widths:
     config.model.widths = tuple(widths)
   arch = experiment.make_arch(config.model)
-  timed = [r for r in sweep if "ops" in r or r["method"] == "width"]  # not the infeasible rows
+  is_width = lambda r: r["method"] in ("width", "width_kd")
+  timed = [r for r in sweep if "ops" in r or is_width(r)]  # not the infeasible rows
   for dev in dict.fromkeys(r["device"] for r in timed):
     rows = [r for r in timed if r["device"] == dev]
     nets = {"teacher": tuple(arch.teacher_ops)}
     nets.update({"|".join(r["ops"]): tuple(r["ops"]) for r in rows if "ops" in r})
     measured = latency_tables.measure_networks(arch, nets, dev, **timing)
     width_ms = {}
-    for w in sorted({r["width_mult"] for r in rows if r["method"] == "width"}):
+    for w in sorted({r["width_mult"] for r in rows if is_width(r)}):
       arch_w = experiment.make_arch(config.model, w)
       width_ms[w] = latency_tables.measure_networks(arch_w, {"w": arch_w.teacher_ops}, dev,
                                                     **timing)["w"]
@@ -58,7 +59,7 @@ def main(workdir: str, repeats: int = 20, widths: tuple[int, ...] | None = None,
     for r in rows:
       if "measured_ms" in r:
         r["measured_ms_first"], r["speedup_first"] = r["measured_ms"], r.get("speedup")
-      r["measured_ms"] = width_ms[r["width_mult"]] if r["method"] == "width" else measured[
+      r["measured_ms"] = width_ms[r["width_mult"]] if is_width(r) else measured[
           "|".join(r["ops"])]
       r["speedup"] = t_ms / r["measured_ms"]
       was = r.get("speedup_first")

@@ -310,11 +310,18 @@ def run(config, workdir: str) -> dict:
     p_w = _train_net(config, arch_w, data, jax.random.fold_in(rng, int(1000 * w)))
     acc_w = training.evaluate(arch_w, arch_w.teacher_ops, p_w, data["x_test"], data["y_test"])["acc"]
     _log(f"width x{w}: acc {acc_w:.4f}")
+    accs = {"width": acc_w}
+    if config.get("width_kd", False):
+      p_kd = width_kd(config.finetune, arch_w, p_w, teacher, data, rng)
+      accs["width_kd"] = training.evaluate(arch_w, arch_w.teacher_ops, p_kd, data["x_test"],
+                                           data["y_test"])["acc"]
+      _log(f"width x{w} + distillation: acc {accs['width_kd']:.4f}")
     for dev in config.devices:
       ms = latency_tables.measure_networks(arch_w, {"w": arch_w.teacher_ops}, dev,
                                            repeats=config.latency.repeats)["w"]
-      sweep.append({"device": dev, "method": "width", "width_mult": w, "measured_ms": ms,
-                    "speedup": results[f"{dev}/teacher_measured_ms"] / ms, "test_acc": acc_w})
+      for method, acc in accs.items():
+        sweep.append({"device": dev, "method": method, "width_mult": w, "measured_ms": ms,
+                      "speedup": results[f"{dev}/teacher_measured_ms"] / ms, "test_acc": acc})
 
   feasible = [r for r in sweep if "solve_time_s" in r and r["method"] == "ip"]
   if feasible:
@@ -339,6 +346,25 @@ def _best_sample(arch, fit, table, budget):
   i = min(ok, key=lambda i: fit["val_loss"][i])
   return tuple(fit["ops"][i]), solver.Solution(np.zeros(0, int), -float(fit["val_loss"][i]),
                                                float("nan"), 0.0, f"BEST_OF_{len(ok)}")
+
+
+def width_kd(ft, arch_w, params, teacher, data, rng) -> dict:
+  """Trains a width-scaled network on with distillation from the teacher, the students' recipe.
+
+  Args:
+    ft: the fine-tuning config (steps, batch_size, learning_rate, alpha, temperature).
+    arch_w: the width-scaled architecture (its own teacher ops); params: its trained weights.
+    teacher: the `acc_lib.Teacher` (another architecture).
+    data: {"x_train", "y_train", ...}; rng: PRNG key (folded as the students' fine-tuning is).
+
+  Returns:
+    The new params of `arch_w`: uniform scaling given the students' extra training budget.
+  """
+  params, _ = training.train(arch_w, arch_w.teacher_ops, params, data["x_train"], data["y_train"],
+                             ft.steps, ft.batch_size, ft.learning_rate, jax.random.fold_in(rng, 3),
+                             teacher=(teacher.arch, teacher.arch.teacher_ops, teacher.params),
+                             alpha=ft.alpha, temperature=ft.temperature)
+  return params
 
 
 def _finetune(config, teacher, cands, ops, data, rng) -> dict:

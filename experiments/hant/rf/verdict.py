@@ -32,13 +32,14 @@ def check(sweep, method="ip_rf", tol=0.3):
     if not pts:
       continue  # No student of `method` on this device: no curve to compare width points with.
     ms, acc = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-    for w in (r for r in rows if r["method"] == "width"):
+    for w in (r for r in rows if r["method"] in ("width", "width_kd")):
       if w["measured_ms"] > ms.max():
         ok, ref = True, None  # Slower than every student: cannot lie above the curve.
       else:
         ref = acc[0] if w["measured_ms"] < ms.min() else float(np.interp(w["measured_ms"], ms, acc))
         ok = 100 * (w["test_acc"] - ref) <= tol
-      out.append((dev, f"width x{w['width_mult']}", ok,
+      kd = " + KD" if w["method"] == "width_kd" else ""
+      out.append((dev, f"width x{w['width_mult']}{kd}", ok,
                   f"{100 * w['test_acc']:.2f} at {w['measured_ms']:.3f} ms vs curve "
                   f"{'-' if ref is None else f'{100 * ref:.2f}'}"))
   return out, all(o[2] for o in out)
