@@ -36,7 +36,8 @@ def main(workdir: str, variant: str = "") -> None:
         continue
       if r["method"] in ("width", "width_kd"):
         kd = " + KD" if r["method"] == "width_kd" else ""
-        print(f"| - | width x{r['width_mult']}{kd} | - | {r['measured_ms']:.3f} | {r['speedup']:.2f}x | "
+        print(f"| - | width x{r['width_mult']}{kd} | - | {r['measured_ms']:.3f} | "
+              f"{r['speedup']:.2f}x | "
               f"- | {100 * r['test_acc']:.2f} | {100 * (t_acc - r['test_acc']):.2f} | - | - |")
       elif "infeasible" in r:
         print(f"| {100 * r['frac']:.0f}% | {r['method']} | infeasible | | | | | | | |")
