@@ -20,3 +20,19 @@ def data_dir() -> str:
     pytest.fail(f"Set {npz.ENV_VAR} to the metanas data folder (../shared/data in a checkout); "
                 f"got {d!r}.")
   return d
+
+
+@pytest.fixture(scope="session")
+def load_script():
+  """Imports a script that is not in the package, by its path under the repository root."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def load(*parts: str):
+    spec = importlib.util.spec_from_file_location("_".join(parts).removesuffix(".py"),
+                                                  os.path.join(root, *parts))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+  return load

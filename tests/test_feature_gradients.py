@@ -335,3 +335,20 @@ def test_smoke_config_end_to_end(experiment, data_dir, tmp_path):
 def metric_lines(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [l for l in f if l.strip()]
+
+
+def test_seeds20_reading_is_paired_and_strict(load_script):
+  read = load_script("experiments", "feature_gradients", "seeds20", "read.py")
+  acc = {"feature_gradients": {"5": [0.8, 0.9, 0.7]}, "f_classif": {"5": [0.8, 0.9, 0.7]},
+         "mutual_info": {"5": [0.7, 0.95, 0.6]}, "all": {"all": [0.6, 0.9, 0.7]}}
+  res = {"ks": [5], "accuracy_per_seed": acc}
+  (row,) = read.table(res)
+  assert row["best"] == "f_classif" and row["d_best"] == 0 and row["at_least_best"]
+  assert np.isclose(row["d_all"], 0.2 / 3) and row["above_all"]
+  assert np.isclose(row["se_all"], np.std([0.2, 0.0, 0.0], ddof=1) / np.sqrt(3))
+  acc["feature_gradients"]["5"][0] = 0.79  # Strictly below the best filter's mean now.
+  assert not read.table(res)[0]["at_least_best"]
+  ref = {"accuracy_per_seed": {m: {k: v[:2] for k, v in d.items()} for m, d in acc.items()}}
+  assert read.check_first_seeds(res, ref)
+  ref["accuracy_per_seed"]["all"]["all"][1] = 0.5
+  assert not read.check_first_seeds(res, ref)

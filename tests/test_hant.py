@@ -430,14 +430,8 @@ def test_parse_method_suffixes():
   assert parse("best_sample") == ("best_sample", "fit", False)
 
 
-def test_rf_verdict_rule_flags_a_worse_ip_and_a_dominating_width_point():
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments",
-                      "hant", "rf", "verdict.py")
-  spec = importlib.util.spec_from_file_location("hant_rf_verdict", path)
-  verdict = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(verdict)
+def test_rf_verdict_rule_flags_a_worse_ip_and_a_dominating_width_point(load_script):
+  verdict = load_script("experiments", "hant", "rf", "verdict.py")
   row = lambda m, f, ms, acc: {"device": "d", "method": m, "frac": f, "measured_ms": ms,
                                "test_acc": acc}
   sweep = [row("ip_rf", 0.5, 1.0, 0.90), row("random", 0.5, 1.2, 0.902),

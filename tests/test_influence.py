@@ -432,7 +432,7 @@ def test_smoke_end_to_end(tmp_path, data_dir):
     main.run(config, str(tmp_path / "bad"))
 
 
-def test_draw_rounds_are_new_seeds_and_merge(tmp_path, data_dir):
+def test_draw_rounds_are_new_seeds_and_merge(tmp_path, data_dir, load_script):
   """draw_round=0 reproduces the default draws, round 1 gives new ones; the merge concatenates."""
   config = _load_config("smoke")
   config.data_dir = data_dir
@@ -441,10 +441,7 @@ def test_draw_rounds_are_new_seeds_and_merge(tmp_path, data_dir):
   main.run(config, str(tmp_path / "b"))
   config.draw_round = 1
   main.run(config, str(tmp_path / "c"))
-  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "influence_merge.py")
-  spec = importlib.util.spec_from_file_location("influence_merge", path)
-  merge = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(merge)
+  merge = load_script("experiments", "influence_merge.py")
   key = f"m={config.sizes[0]}/uniform"
   with pytest.raises(ValueError, match="share a draw_round"):
     merge.merge([str(tmp_path / "a"), str(tmp_path / "b")])
