@@ -1,24 +1,35 @@
 r"""Re-times every network of a HANT sweep on a quiet machine (teacher, every student, width-scaled
-teachers), in one measurement pass per device so all share the same conditions.
+teachers).
 
-Usage: python experiments/hant/remeasure.py WORKDIR [REPEATS] [WIDTHS] [min]
+Usage: python experiments/hant/remeasure.py WORKDIR [REPEATS] [WIDTHS] [min|rounds] [ROUNDS]
 The network shapes are those of `configs/hant_fashion_mnist.py:cpu` (the sweep's ops name the
 candidates), with the stage widths replaced by WIDTHS (e.g. 16,32,64) when the run used
 `--config.model.widths`. Reads WORKDIR/sweep.json and results.json, or, for a run that was stopped
 before its end, sweep_partial.json and results_partial.json; the devices are those of the sweep's
 rows. Writes WORKDIR/sweep_remeasured.json (same rows with measured_ms / speedup replaced and the
 first-pass values, where the run had timed them, kept as measured_ms_first / speedup_first) and
-results_remeasured.json, and prints every re-timed row; `make_table.py WORKDIR remeasured` prints
-the tables from them.
+results_remeasured.json (`rounds`: sweep_rounds.json / results_rounds.json), and prints every
+re-timed row; `make_table.py WORKDIR remeasured` (or `rounds`) prints the tables from them.
 
-Each network's time is the median of REPEATS back-to-back calls (the default, as in every re-timing
-up to session 10), or with `min` the fastest of REPEATS calls taken in REPEATS interleaved rounds
-(one call of every network per round), which a burst of load disturbs less.
+Modes. Default: the teacher and the students in one timing subprocess, each the median of REPEATS
+back-to-back calls (as in every re-timing up to session 10); `min`: the fastest of REPEATS calls
+taken in REPEATS interleaved rounds (one call of every network per round), which a burst of load
+disturbs less. In both, each width-scaled network is timed in a subprocess of its own. Session 15
+found that on this machine a compiled network runs, by chance per subprocess, either "fast" or
+~35% "slow" (teacher 0.45 or 0.61 ms, the same network in five fresh subprocesses), so a width
+network timed in another subprocess than the teacher can gain or lose ~35% of speed-up by chance,
+and that interleaving many networks (`min`) slows the teacher and the students by 15-40% (cache)
+but not the width network timed alone (experiments/hant.md). `rounds`: ROUNDS (default 5) fresh
+subprocesses, each timing every network (width networks included) back-to-back (median of
+REPEATS calls) in a rotated order; a network's time is its fastest round (the "fast" mode), and
+its speed-up the teacher's fastest round over that.
 """
 
 import json
 import os
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from metanas import config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -26,9 +37,49 @@ from metanas.hant import experiment  # pylint: disable=g-import-not-at-top,wrong
 from metanas.hant import latency_tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+def _rounds(nets: dict, dev: str, repeats: int, rounds: int) -> dict:
+  """{key: [ms per round]}: each round one fresh timing subprocess with every network (widths
+  included), each the median of `repeats` back-to-back calls, in a rotated order."""
+  keys, out = list(nets), {k: [] for k in nets}
+  for i in range(rounds):
+    order = keys[i % len(keys):] + keys[:i % len(keys)]
+    ms = latency_tables.measure_mixed({k: nets[k] for k in order}, dev, repeats=repeats)
+    for k in keys:
+      out[k].append(ms[k])
+  return out
+
+
+def _measure(arch, config, rows, dev, timing) -> tuple[dict, dict, dict | None]:
+  """(ms, speed-up, ms per round or None) per network key ("teacher", "|".join(ops), "width<w>")
+  of one device."""
+  nets = {"teacher": (arch, tuple(arch.teacher_ops))}
+  nets.update({"|".join(r["ops"]): (arch, tuple(r["ops"])) for r in rows if "ops" in r})
+  for w in sorted({r["width_mult"] for r in rows if _is_width(r)}):
+    arch_w = experiment.make_arch(config.model, w)
+    nets[f"width{w}"] = (arch_w, tuple(arch_w.teacher_ops))
+  if timing["reduce"] == "rounds":
+    per_round = _rounds(nets, dev, timing["repeats"], timing["rounds"])
+    ms = {k: float(np.min(v)) for k, v in per_round.items()}
+    return ms, {k: ms["teacher"] / v for k, v in ms.items()}, per_round
+  # One subprocess for the teacher and the students, one per width-scaled network (as up to
+  # session 14: the width networks are then timed alone, the others interleaved).
+  kw = dict(repeats=timing["repeats"], reduce=timing["reduce"], rounds=timing["rounds"])
+  ms = latency_tables.measure_networks(arch, {k: v[1] for k, v in nets.items()
+                                              if not k.startswith("width")}, dev, **kw)
+  for k, (arch_w, ops) in nets.items():
+    if k.startswith("width"):
+      ms[k] = latency_tables.measure_networks(arch_w, {"w": ops}, dev, **kw)["w"]
+  return ms, {k: ms["teacher"] / v for k, v in ms.items()}, None
+
+
+def _is_width(r) -> bool:
+  return r["method"] in ("width", "width_kd")
+
+
 def main(workdir: str, repeats: int = 20, widths: tuple[int, ...] | None = None,
-         reduce: str = "median") -> None:
-  timing = dict(repeats=repeats, reduce=reduce, rounds=repeats if reduce == "min" else 1)
+         reduce: str = "median", rounds: int = 5) -> None:
+  rounds = rounds if reduce == "rounds" else repeats if reduce == "min" else 1
+  timing = dict(repeats=repeats, reduce=reduce, rounds=rounds)
   with open(experiment.run_file(workdir, "sweep")) as f:
     sweep = json.load(f)
   with open(experiment.run_file(workdir, "results")) as f:
@@ -38,40 +89,34 @@ def main(workdir: str, repeats: int = 20, widths: tuple[int, ...] | None = None,
   if widths:
     config.model.widths = tuple(widths)
   arch = experiment.make_arch(config.model)
-  is_width = lambda r: r["method"] in ("width", "width_kd")
-  timed = [r for r in sweep if "ops" in r or is_width(r)]  # not the infeasible rows
+  timed = [r for r in sweep if "ops" in r or _is_width(r)]  # not the infeasible rows
   for dev in dict.fromkeys(r["device"] for r in timed):
     rows = [r for r in timed if r["device"] == dev]
-    nets = {"teacher": tuple(arch.teacher_ops)}
-    nets.update({"|".join(r["ops"]): tuple(r["ops"]) for r in rows if "ops" in r})
-    measured = latency_tables.measure_networks(arch, nets, dev, **timing)
-    width_ms = {}
-    for w in sorted({r["width_mult"] for r in rows if is_width(r)}):
-      arch_w = experiment.make_arch(config.model, w)
-      width_ms[w] = latency_tables.measure_networks(arch_w, {"w": arch_w.teacher_ops}, dev,
-                                                    **timing)["w"]
-    t_ms = measured["teacher"]
+    ms, speedup, per_round = _measure(arch, config, rows, dev, timing)
+    if per_round is not None:
+      results[f"{dev}/ms_per_round"] = per_round
     first = results.get(f"{dev}/teacher_measured_ms")
-    print(f"{dev}: teacher {'-' if first is None else f'{first:.3f}'} -> {t_ms:.3f} ms")
+    print(f"{dev}: teacher {'-' if first is None else f'{first:.3f}'} -> {ms['teacher']:.3f} ms")
     if first is not None:
       results[f"{dev}/teacher_measured_ms_first"] = first
-    results[f"{dev}/teacher_measured_ms"] = t_ms
+    results[f"{dev}/teacher_measured_ms"] = ms["teacher"]
     for r in rows:
       if "measured_ms" in r:
         r["measured_ms_first"], r["speedup_first"] = r["measured_ms"], r.get("speedup")
-      r["measured_ms"] = width_ms[r["width_mult"]] if is_width(r) else measured[
-          "|".join(r["ops"])]
-      r["speedup"] = t_ms / r["measured_ms"]
+      key = f"width{r['width_mult']}" if _is_width(r) else "|".join(r["ops"])
+      r["measured_ms"], r["speedup"] = ms[key], speedup[key]
       was = r.get("speedup_first")
       print(f"  {r.get('frac', r.get('width_mult'))} {r['method']}: "
             f"{'-' if was is None else f'{was:.2f}x'} -> {r['speedup']:.2f}x")
-  with open(os.path.join(workdir, "sweep_remeasured.json"), "w") as f:
+  suffix = "rounds" if reduce == "rounds" else "remeasured"
+  with open(os.path.join(workdir, f"sweep_{suffix}.json"), "w") as f:
     json.dump(sweep, f, indent=1)
   results["remeasure_timing"] = timing
-  with open(os.path.join(workdir, "results_remeasured.json"), "w") as f:
+  with open(os.path.join(workdir, f"results_{suffix}.json"), "w") as f:
     json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":
   main(sys.argv[1], *(int(a) for a in sys.argv[2:3]),
-       *(tuple(int(w) for w in a.split(",")) for a in sys.argv[3:4]), *sys.argv[4:5])
+       *(tuple(int(w) for w in a.split(",")) for a in sys.argv[3:4]), *sys.argv[4:5],
+       *(int(a) for a in sys.argv[5:6]))

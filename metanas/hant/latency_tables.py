@@ -114,8 +114,15 @@ def measure_networks(arch: network.Arch, selections: dict, device_name: str,
   `rounds=repeats` instead interleaves the networks (one call of each per round) and keeps each
   one's fastest call, which is less disturbed by bursts of load (`hw.measure_in_subprocess`).
   """
+  return measure_mixed({key: (arch, ops) for key, ops in selections.items()}, device_name,
+                       repeats=repeats, reduce=reduce, rounds=rounds)
+
+
+def measure_mixed(nets: dict, device_name: str, repeats: int = 10, reduce: str = "median",
+                  rounds: int = 1) -> dict:
+  """As `measure_networks` for {key: (arch, ops)} of different architectures, in one worker."""
   specs = [{"kind": "net", "arch": arch_to_json(arch), "ops": list(ops), "key": key}
-           for key, ops in selections.items()]
+           for key, (arch, ops) in nets.items()]
   return hw.measure_in_subprocess(BUILDER, specs, hw.get_device(device_name), repeats=repeats,
                                   reduce=reduce, rounds=rounds)
 
