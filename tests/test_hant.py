@@ -264,6 +264,11 @@ def test_measured_table_and_additive_model(tiny):
   assert set(ms) == set(nets) and all(v > 0 for v in ms.values())
   with pytest.raises(ValueError, match="reduce"):
     latency_tables.measure_networks(arch, nets, "cpu_1t_b1", reduce="mean")
+  narrow = network.cnn_arch(widths=(2, 4), depths=(3, 2), image_hw=8)  # Two archs, one worker.
+  mixed = latency_tables.measure_mixed({"wide": (arch, arch.teacher_ops),
+                                        "narrow": (narrow, narrow.teacher_ops)}, "cpu_1t_b1",
+                                       repeats=3)
+  assert set(mixed) == {"wide", "narrow"} and all(v > 0 for v in mixed.values())
 
 
 def test_workdir_cache_reuses_recomputes_on_config_change_and_reads_legacy(tmp_path):
