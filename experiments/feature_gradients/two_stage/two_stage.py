@@ -15,10 +15,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import inner_cv  # pylint: disable=g-import-not-at-top,wrong-import-position
+import inner_cv  # pylint: disable=wrong-import-position
 
-from metanas.selection import feature_gradients as fg  # pylint: disable=g-import-not-at-top,wrong-import-position
-from metanas.selection import learnability  # pylint: disable=g-import-not-at-top,wrong-import-position
+from metanas.selection import feature_gradients as fg  # pylint: disable=wrong-import-position
+from metanas.selection import learnability  # pylint: disable=wrong-import-position
 
 BASE = dict(inner_cv.BASE, optimizer="normalized_sgd", learning_rate=0.1, batch_size=0,
             objective="classification_error")
