@@ -52,23 +52,23 @@ def _rounds(nets: dict, dev: str, repeats: int, rounds: int) -> dict:
 def _measure(arch, config, rows, dev, timing) -> tuple[dict, dict, dict | None]:
   """(ms, speed-up, ms per round or None) per network key ("teacher", "|".join(ops), "width<w>")
   of one device."""
-  nets = {"teacher": (arch, tuple(arch.teacher_ops))}
-  nets.update({"|".join(r["ops"]): (arch, tuple(r["ops"])) for r in rows if "ops" in r})
+  nets = {"teacher": tuple(arch.teacher_ops)}
+  nets.update({"|".join(r["ops"]): tuple(r["ops"]) for r in rows if "ops" in r})
+  widths = {}
   for w in sorted({r["width_mult"] for r in rows if _is_width(r)}):
     arch_w = experiment.make_arch(config.model, w)
-    nets[f"width{w}"] = (arch_w, tuple(arch_w.teacher_ops))
+    widths[f"width{w}"] = (arch_w, tuple(arch_w.teacher_ops))
   if timing["reduce"] == "rounds":
-    per_round = _rounds(nets, dev, timing["repeats"], timing["rounds"])
+    per_round = _rounds({**{k: (arch, v) for k, v in nets.items()}, **widths}, dev,
+                        timing["repeats"], timing["rounds"])
     ms = {k: float(np.min(v)) for k, v in per_round.items()}
     return ms, {k: ms["teacher"] / v for k, v in ms.items()}, per_round
   # One subprocess for the teacher and the students, one per width-scaled network (as up to
   # session 14: the width networks are then timed alone, the others interleaved).
   kw = dict(repeats=timing["repeats"], reduce=timing["reduce"], rounds=timing["rounds"])
-  ms = latency_tables.measure_networks(arch, {k: v[1] for k, v in nets.items()
-                                              if not k.startswith("width")}, dev, **kw)
-  for k, (arch_w, ops) in nets.items():
-    if k.startswith("width"):
-      ms[k] = latency_tables.measure_networks(arch_w, {"w": ops}, dev, **kw)["w"]
+  ms = latency_tables.measure_networks(arch, nets, dev, **kw)
+  for k, (arch_w, ops) in widths.items():
+    ms[k] = latency_tables.measure_networks(arch_w, {k: ops}, dev, **kw)[k]
   return ms, {k: ms["teacher"] / v for k, v in ms.items()}, None
 
 

@@ -57,6 +57,11 @@ def main(workdir: str, ref: str | None = None) -> None:
   print(f"{res['dataset']}: {len(res['accuracy_per_seed']['all']['all'])} seeds")
   if ref:
     print("seeds 0-4 reproduce the 5-seed run:", check_first_seeds(res, read(ref)))
+  print_table(res)
+
+
+def print_table(res: dict) -> None:
+  """Prints `table(res)` as markdown."""
   print("| k | FG | f_classif | mutual_info | all | FG - best filter (paired SE) | "
         "FG - all (paired SE) |")
   print("|---|---|---|---|---|---|---|")

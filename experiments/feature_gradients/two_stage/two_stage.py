@@ -16,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import inner_cv  # pylint: disable=wrong-import-position
+from seeds20 import read  # pylint: disable=wrong-import-position
 
 from metanas.selection import feature_gradients as fg  # pylint: disable=wrong-import-position
 from metanas.selection import learnability  # pylint: disable=wrong-import-position
@@ -62,17 +63,8 @@ def outer(dataset, m, o2, ref_workdir):
       idx = order[:k]
       acc[str(k)].append(e.accuracy("svm_rbf", xtr[:, idx], ytr, xte[:, idx], yte, seed))
   ref["accuracy_per_seed"]["feature_gradients"] = acc
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location(
-      "read", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seeds20",
-                           "read.py"))
-  read = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(read)
   print(f"{dataset}: two-stage FG (M = {m}, order {o2}) on {len(acc['5'])} outer splits")
-  for r in read.table(ref):
-    print(f"| {r['k']} | {r['fg']:.3f} | {r['f_classif']:.3f} | {r['mutual_info']:.3f} | "
-          f"{r['all']:.3f} | {r['d_best']:+.3f} ± {r['se_best']:.3f} ({r['best']}) | "
-          f"{r['d_all']:+.3f} ± {r['se_all']:.3f} |")
+  read.print_table(ref)
 
 
 if __name__ == "__main__":
