@@ -2,7 +2,8 @@
 timings dropped, so that one `remeasure.py ... rounds 5` pass times every network together).
 
 Usage: python experiments/hant/s16/merge.py {b,c,d} [RUNS_DIR]   (RUNS_DIR default /work/runs)
-  b: hant_s16_all42 + session 15's width x0.5 rows (device set to cpu_all_b25) -> hant_s16_all42_merged
+  b: hant_s16_all42 + session 15's width x0.5 rows (device set to cpu_all_b25)
+     -> hant_s16_all42_merged
   c: hant_s16_all35 + hant_s16_all42_merged                                    -> hant_s16_all12k
   d: every cpu_all_b25 3000-step row of sessions 14-16 (teacher-recipe widths) -> hant_s16_all3k,
      plus an `ip` row at 42% = greedy's row there (the paper's IP selects the same network)
