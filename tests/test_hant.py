@@ -1,6 +1,8 @@
 """HANT: candidate ops, layer-wise distillation, the integer program, latency tables, accelerate()."""
 
 import itertools
+import json
+import os
 import pickle
 
 import chex
@@ -451,6 +453,39 @@ def test_rf_verdict_rule_flags_a_worse_ip_and_a_dominating_width_point(load_scri
   assert not dict((w, g) for _, w, g, _ in verdict.check(sweep)[0])["width x0.5"]
   sweep.append(dict(sweep[-1], method="width_kd", test_acc=0.9))  # The distilled width row too.
   assert dict((w, g) for _, w, g, _ in verdict.check(sweep)[0])["width x0.5 + KD"]
+
+
+def test_matched_latency_margins_use_the_upper_envelope_of_the_ip_points(load_script):
+  matched = load_script("experiments", "hant", "s16", "matched_latency.py")
+  row = lambda m, f, ms, acc: {"method": m, "frac": f, "measured_ms": ms, "test_acc": acc}
+  rows = [row("ip", 0.2, 1.0, 0.60), row("ip", 0.5, 3.0, 0.90), row("ip", 0.8, 4.0, 0.88),
+          row("greedy", 0.5, 2.0, 0.80), row("random", 0.8, 3.5, 0.905),
+          row("random", 0.1, 0.5, 0.99), row("greedy", 1.0, 5.0, 0.91)]
+  got = {(m, f): round(d, 6) for d, m, f, _ in matched.margins(rows, "ip")}
+  # 2.0 ms: halfway between 60% and 90% -> 75%; 3.5 ms: the envelope keeps 90% (not 89%);
+  # 5.0 ms: slower than every IP student -> the best one; 0.5 ms: faster than all -> skipped.
+  assert got == {("greedy", 0.5): 5.0, ("random", 0.8): 0.5, ("greedy", 1.0): 1.0}
+
+
+def test_s16_merge_keeps_all_thread_rows_drops_timings_and_adds_the_ip_row(load_script, tmp_path):
+  merge = load_script("experiments", "hant", "s16", "merge.py")
+  r = lambda dev, m, f: {"device": dev, "method": m, "frac": f, "ops": [m], "test_acc": 0.9,
+                         "measured_ms": 1.0, "speedup": 2.0}
+  srcs = {"hant_rf14_merged": [r("cpu_1t_b1", "ip", 0.5), r("cpu_all_b25", "ip", 0.5),
+                               {"device": "cpu_all_b25", "method": "width_kd", "test_acc": 0.9}],
+          "hant_rf14_all80": [r("cpu_all_b25", "greedy", 0.8)],
+          "hant_rf15_all42": [r("cpu_all_b25", "greedy", 0.42)], "hant_s16_all100": []}
+  for w, rows in srcs.items():
+    os.makedirs(tmp_path / w)
+    (tmp_path / w / "sweep.json").write_text(json.dumps(rows))
+    (tmp_path / w / "results.json").write_text(json.dumps({"teacher_test_acc": 0.92}))
+  got = merge.merge("d", str(tmp_path))
+  assert [(x["method"], x["frac"], x["source"][:15]) for x in got] == [
+      ("ip", 0.5, "hant_rf14_merge"), ("greedy", 0.8, "hant_rf14_all80"),
+      ("greedy", 0.42, "hant_rf15_all42"), ("ip", 0.42, "hant_rf15_all42")]
+  assert not any("measured_ms" in x or "speedup" in x for x in got)
+  results = json.loads((tmp_path / "hant_s16_all3k" / "results.json").read_text())
+  assert results["teacher_test_acc"] == 0.92
 
 
 def test_width_kd_distils_a_narrower_network_towards_the_teacher(tiny):
